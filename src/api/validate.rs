@@ -1,0 +1,201 @@
+//! Offline validation for `render`: the same rules the API server applies at
+//! admission. Ranges, lengths, patterns and required fields are read from the
+//! generated CRD schema itself (so they cannot drift); the CEL rules, which need
+//! a CEL engine, are restated here in Rust, and the shared corpus of invalid
+//! manifests in `tests/invalid/` proves both agree.
+
+use std::collections::BTreeSet;
+
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use super::{MAX_CRONJOB_NAME_LENGTH, MAX_NAME_LENGTH, WebCluster};
+
+/// One field that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the field, for example `spec.app.replicas`.
+    pub path: String,
+    /// What is allowed.
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Checks a WebCluster's raw JSON against the CRD's OpenAPI schema
+/// (required, minimum/maximum, length, item counts, patterns, enums).
+pub fn check_schema(object: &Value) -> Vec<FieldError> {
+    let crd = WebCluster::crd();
+    let schema = crd
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    let mut errors = Vec::new();
+    if let (Some(spec), Some(spec_schema)) = (object.get("spec"), schema.pointer("/properties/spec")) {
+        walk(spec, spec_schema, "spec", &mut errors);
+    }
+    errors
+}
+
+fn walk(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let mut fail = |message: String| errors.push(FieldError { path: path.to_string(), message });
+    match value {
+        Value::Number(n) => {
+            let number = n.as_f64().unwrap_or_default();
+            if let Some(min) = schema.get("minimum").and_then(Value::as_f64).filter(|min| number < *min) {
+                fail(format!("must be at least {min}"));
+            }
+            if let Some(max) = schema.get("maximum").and_then(Value::as_f64).filter(|max| number > *max) {
+                fail(format!("must be at most {max}"));
+            }
+        }
+        Value::String(s) => check_string(s, schema, &mut fail),
+        Value::Array(items) => {
+            let count = items.len() as u64;
+            if let Some(min) = schema.get("minItems").and_then(Value::as_u64).filter(|min| count < *min) {
+                fail(format!("must have at least {min} item(s)"));
+            }
+            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64).filter(|max| count > *max) {
+                fail(format!("must have at most {max} item(s)"));
+            }
+            if let Some(item_schema) = schema.get("items") {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, item_schema, &format!("{path}[{index}]"), errors);
+                }
+            }
+        }
+        Value::Object(fields) => {
+            for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(name) = required.as_str().filter(|name| !fields.contains_key(*name)) {
+                    errors.push(FieldError { path: format!("{path}.{name}"), message: "is required".into() });
+                }
+            }
+            for (name, field) in fields {
+                if let Some(field_schema) = schema.pointer(&format!("/properties/{name}")) {
+                    walk(field, field_schema, &format!("{path}.{name}"), errors);
+                }
+            }
+        }
+        Value::Null | Value::Bool(_) => {}
+    }
+}
+
+fn check_string(s: &str, schema: &Value, fail: &mut impl FnMut(String)) {
+    let length = s.chars().count() as u64;
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64).filter(|min| length < *min) {
+        fail(format!("must be at least {min} character(s) long"));
+    }
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64).filter(|max| length > *max) {
+        fail(format!("must be at most {max} characters long"));
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        if !allowed.iter().any(|a| a.as_str() == Some(s)) {
+            let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+            fail(format!("unsupported value {s:?}: allowed values are {}", names.join(", ")));
+        }
+    }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+        let matches = regex::Regex::new(pattern).map(|re| re.is_match(s)).unwrap_or(true);
+        if !matches {
+            fail(format!("{s:?} must match the pattern {pattern}"));
+        }
+    }
+}
+
+/// The CRD's CEL rules (`x-kubernetes-validations`), restated for offline use.
+/// Transition rules (engine immutability) need the old object and only run at admission.
+pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut fail = |path: &str, message: &str| {
+        errors.push(FieldError { path: path.into(), message: message.into() });
+    };
+    let name = cluster.metadata.name.as_deref().unwrap_or_default();
+    if name.is_empty() {
+        fail("metadata.name", "is required");
+    } else if name.len() > MAX_NAME_LENGTH {
+        fail("metadata.name", "must be at most 40 characters, so that every generated object name fits 63");
+    } else if !is_dns1035_label(name) {
+        fail("metadata.name", "must be a DNS-1035 label (lower-case letters, digits, '-', starting with a letter)");
+    }
+    let spec = &cluster.spec;
+    if spec.app.shared_secrets.iter().any(|n| !is_env_name(n)) {
+        fail("spec.app.sharedSecrets", "each entry must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+    if spec.app.autoscaling.as_ref().is_some_and(|a| a.min_replicas > a.max_replicas) {
+        fail("spec.app.autoscaling", "minReplicas must not exceed maxReplicas");
+    }
+    if spec.cache.as_ref().is_some_and(|c| c.persistence.is_some() && c.backend != super::CacheBackend::Redis) {
+        fail("spec.cache.persistence", "only the redis backend persists data");
+    }
+    if spec.database.as_ref().is_some_and(|d| d.managed.is_some() == d.external.is_some()) {
+        fail("spec.database", "set exactly one of managed or external");
+    }
+    if let Some(storage) = &spec.storage {
+        if storage.volume.is_some() == storage.s3.is_some() {
+            fail("spec.storage", "set exactly one of volume or s3");
+        }
+        if storage.volume.as_ref().is_some_and(|v| v.existing_claim.is_some() && v.storage_class_name.is_some()) {
+            fail("spec.storage.volume", "storageClassName does not apply to an existingClaim");
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for job in &spec.jobs {
+        if !seen.insert(job.name.as_str()) {
+            fail("spec.jobs[].name", "names must be unique (the list is keyed by name)");
+        }
+        if job.schedule.split_whitespace().count() != 5 {
+            fail("spec.jobs[].schedule", "must be a 5-field cron expression (minute hour day-of-month month day-of-week)");
+        }
+        if name.len() + 1 + job.name.len() > MAX_CRONJOB_NAME_LENGTH {
+            fail("spec.jobs[].name", "'<webcluster name>-<job name>' must be at most 52 characters (a CronJob name limit)");
+        }
+    }
+    errors
+}
+
+/// A DNS-1035 label: what Service names must be.
+pub fn is_dns1035_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.last() != Some(&b'-')
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns1035_labels() {
+        assert!(is_dns1035_label("roundcube"));
+        assert!(is_dns1035_label("a-1"));
+        assert!(!is_dns1035_label("1a"));
+        assert!(!is_dns1035_label("a-"));
+        assert!(!is_dns1035_label("A"));
+        assert!(!is_dns1035_label(""));
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(is_env_name("ROUNDCUBEMAIL_DES_KEY"));
+        assert!(is_env_name("_x1"));
+        assert!(!is_env_name("1X"));
+        assert!(!is_env_name("A-B"));
+    }
+}

@@ -1,0 +1,230 @@
+//! The web application: Deployment, Service, PodDisruptionBudget, HPA and the
+//! migration Job.
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
+    ResourceMetricSource,
+};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    ContainerPort, HTTPGetAction, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TCPSocketAction,
+    TopologySpreadConstraint,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::meta::{Component, Context};
+use super::wiring::{workload_container, workload_pod};
+use super::{Child, Observed, names};
+
+/// Service port of the app (and of Varnish in front of it).
+pub const SERVICE_PORT: i32 = 80;
+/// Name of the container port and Service port.
+const PORT_NAME: &str = "http";
+
+/// The app's objects. The Deployment (and its HPA) only once an image may serve.
+pub fn objects(ctx: &Context, observed: &Observed) -> Vec<Child> {
+    let mut objects = vec![service(ctx)];
+    if let Some(image) = &observed.serving_image {
+        objects.push(deployment(ctx, image));
+        if let Some(hpa) = autoscaler(ctx) {
+            objects.push(hpa);
+        }
+    }
+    if let Some(pdb) = disruption_budget(ctx) {
+        objects.push(pdb);
+    }
+    if let Some(job) = migration_job(ctx) {
+        objects.push(job);
+    }
+    objects
+}
+
+fn deployment(ctx: &Context, image: &str) -> Child {
+    let app = &ctx.spec.app;
+    let name = names::app(ctx.name);
+    let mut container = workload_container(ctx, image, None);
+    container.ports = Some(vec![ContainerPort {
+        name: Some(PORT_NAME.into()),
+        container_port: app.port,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }]);
+    container.readiness_probe = Some(probe(ctx, 3));
+    container.liveness_probe = Some(probe(ctx, 6));
+    let mut pod = workload_pod(ctx, container, "Always");
+    let overrides = app.pod.clone().unwrap_or_default();
+    pod.topology_spread_constraints = Some(if overrides.topology_spread_constraints.is_empty() {
+        default_spread(ctx)
+    } else {
+        overrides.topology_spread_constraints
+    });
+    let mut labels = overrides.labels;
+    labels.extend(ctx.labels(Component::App, ctx.name));
+    Deployment {
+        metadata: ctx.meta(name, Component::App, ctx.name),
+        spec: DeploymentSpec {
+            // With an HPA the operator leaves the count to it (and does not own the field).
+            replicas: app.autoscaling.is_none().then_some(app.replicas),
+            selector: ctx.selector(Component::App),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::String("25%".into())),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            revision_history_limit: Some(5),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: (!overrides.annotations.is_empty()).then_some(overrides.annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..DeploymentSpec::default()
+        },
+        ..Deployment::default()
+    }
+    .into()
+}
+
+/// Spread app pods over nodes and zones, preferring but not requiring it.
+fn default_spread(ctx: &Context) -> Vec<TopologySpreadConstraint> {
+    ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+        .into_iter()
+        .map(|key| TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: key.into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(ctx.selector(Component::App)),
+            ..TopologySpreadConstraint::default()
+        })
+        .collect()
+}
+
+fn probe(ctx: &Context, failure_threshold: i32) -> Probe {
+    let app = &ctx.spec.app;
+    match &app.health_check {
+        Some(check) => Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some(check.path.clone()),
+                port: IntOrString::Int(check.port.unwrap_or(app.port)),
+                ..HTTPGetAction::default()
+            }),
+            initial_delay_seconds: Some(check.initial_delay_seconds),
+            period_seconds: Some(check.period_seconds),
+            failure_threshold: Some(failure_threshold),
+            ..Probe::default()
+        },
+        None => Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(app.port), host: None }),
+            period_seconds: Some(10),
+            failure_threshold: Some(failure_threshold),
+            ..Probe::default()
+        },
+    }
+}
+
+fn service(ctx: &Context) -> Child {
+    Service {
+        metadata: ctx.meta(names::app(ctx.name), Component::App, ctx.name),
+        spec: Some(ServiceSpec {
+            selector: Some(ctx.selector_labels(Component::App)),
+            ports: Some(vec![ServicePort {
+                name: Some(PORT_NAME.into()),
+                port: SERVICE_PORT,
+                target_port: Some(IntOrString::String(PORT_NAME.into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+    .into()
+}
+
+/// A PDB when asked for, or by default when more than one pod serves.
+fn disruption_budget(ctx: &Context) -> Option<Child> {
+    let app = &ctx.spec.app;
+    let several = app.autoscaling.as_ref().map_or(app.replicas, |a| a.min_replicas) > 1;
+    let max_unavailable = match &app.disruption_budget {
+        Some(budget) => budget.max_unavailable.clone(),
+        None if several => IntOrString::Int(1),
+        None => return None,
+    };
+    Some(
+        PodDisruptionBudget {
+            metadata: ctx.meta(names::app(ctx.name), Component::App, ctx.name),
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: Some(max_unavailable),
+                selector: Some(ctx.selector(Component::App)),
+                ..PodDisruptionBudgetSpec::default()
+            }),
+            ..PodDisruptionBudget::default()
+        }
+        .into(),
+    )
+}
+
+fn autoscaler(ctx: &Context) -> Option<Child> {
+    let scaling = ctx.spec.app.autoscaling.as_ref()?;
+    Some(
+        HorizontalPodAutoscaler {
+            metadata: ctx.meta(names::app(ctx.name), Component::App, ctx.name),
+            spec: HorizontalPodAutoscalerSpec {
+                scale_target_ref: CrossVersionObjectReference {
+                    api_version: Some("apps/v1".into()),
+                    kind: "Deployment".into(),
+                    name: names::app(ctx.name),
+                },
+                min_replicas: Some(scaling.min_replicas),
+                max_replicas: scaling.max_replicas,
+                metrics: Some(vec![MetricSpec {
+                    type_: "Resource".into(),
+                    resource: Some(ResourceMetricSource {
+                        name: "cpu".into(),
+                        target: MetricTarget {
+                            type_: "Utilization".into(),
+                            average_utilization: Some(scaling.target_cpu_utilization_percentage),
+                            ..MetricTarget::default()
+                        },
+                    }),
+                    ..MetricSpec::default()
+                }]),
+                ..HorizontalPodAutoscalerSpec::default()
+            },
+            ..HorizontalPodAutoscaler::default()
+        }
+        .into(),
+    )
+}
+
+/// The migration Job of `spec.app.image`, named by the image so it runs once per image.
+fn migration_job(ctx: &Context) -> Option<Child> {
+    let migration = ctx.spec.app.migration.as_ref()?;
+    let image = &ctx.spec.app.image;
+    let container = workload_container(ctx, image, Some(migration.command.clone()));
+    let mut labels = ctx.spec.app.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
+    labels.extend(ctx.labels(Component::Migration, ctx.name));
+    Some(
+        Job {
+            metadata: ctx.meta(names::migration(ctx.name, image), Component::Migration, ctx.name),
+            spec: Some(JobSpec {
+                backoff_limit: Some(2),
+                active_deadline_seconds: Some(migration.active_deadline_seconds),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                    spec: Some(workload_pod(ctx, container, "Never")),
+                },
+                ..JobSpec::default()
+            }),
+            ..Job::default()
+        }
+        .into(),
+    )
+}

@@ -1,0 +1,264 @@
+//! Shared sessions and cache: memcached nodes (clients hash over the full list)
+//! or a Redis primary with replicas that follow it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::meta::{Component, Context, restricted_container, restricted_pod};
+use super::storage::claim_template;
+use super::wiring::plain;
+use super::{Child, names};
+use crate::api::{CacheBackend, CacheSpec};
+
+/// Default images: the official ones.
+const MEMCACHED_IMAGE: &str = "memcached:1.6-alpine";
+const REDIS_IMAGE: &str = "redis:7.4-alpine";
+/// The uid the official images run as (numeric, so runAsNonRoot can be verified).
+const MEMCACHED_UID: i64 = 11211;
+const REDIS_UID: i64 = 999;
+/// The redis start script, run by the pods and by the tests against a real server.
+pub const REDIS_START_SCRIPT: &str = include_str!("scripts/redis-start.sh");
+/// Where the redis ConfigMap is mounted.
+const REDIS_CONFIG_DIR: &str = "/webcluster";
+
+/// The backend's name in `WEBCLUSTER_CACHE_BACKEND`.
+pub fn backend_name(backend: CacheBackend) -> &'static str {
+    match backend {
+        CacheBackend::Memcached => "memcached",
+        CacheBackend::Redis => "redis",
+    }
+}
+
+/// The port the backend listens on.
+pub fn port(backend: CacheBackend) -> i32 {
+    match backend {
+        CacheBackend::Memcached => 11211,
+        CacheBackend::Redis => 6379,
+    }
+}
+
+/// Every node a client must know, as host:port. memcached: each pod's stable DNS
+/// name (the list for client-side consistent hashing); redis: the primary.
+pub fn hosts(ctx: &Context, spec: &CacheSpec) -> Vec<String> {
+    let port = port(spec.backend);
+    match spec.backend {
+        CacheBackend::Memcached => (0..spec.replicas)
+            .map(|i| format!("{}:{port}", ctx.pod_host(&format!("{}-{i}", names::cache(ctx.name)), &names::cache_headless(ctx.name))))
+            .collect(),
+        CacheBackend::Redis => vec![format!("{}:{port}", ctx.service_host(&names::cache(ctx.name)))],
+    }
+}
+
+/// One URL for the cache. memcached with several nodes uses the multi-host form
+/// Symfony's cache adapter reads (`memcached:?host[a:11211]&host[b:11211]`).
+pub fn url(ctx: &Context, spec: &CacheSpec) -> String {
+    let hosts = hosts(ctx, spec);
+    match (spec.backend, hosts.as_slice()) {
+        (CacheBackend::Memcached, [single]) => format!("memcached://{single}"),
+        (CacheBackend::Memcached, many) => {
+            let list: Vec<String> = many.iter().map(|h| format!("host[{h}]")).collect();
+            format!("memcached:?{}", list.join("&"))
+        }
+        (CacheBackend::Redis, _) => format!("redis://{}", hosts.join(",")),
+    }
+}
+
+/// The cache's objects.
+pub fn objects(ctx: &Context) -> Vec<Child> {
+    let Some(spec) = &ctx.spec.cache else { return Vec::new() };
+    let mut objects = vec![headless_service(ctx, spec)];
+    if spec.backend == CacheBackend::Redis {
+        objects.push(redis_config(ctx, spec));
+        objects.push(redis_primary_service(ctx));
+    }
+    objects.push(stateful_set(ctx, spec));
+    objects
+}
+
+fn software(spec: &CacheSpec) -> &'static str {
+    backend_name(spec.backend)
+}
+
+fn service_port(spec: &CacheSpec) -> ServicePort {
+    ServicePort {
+        name: Some(software(spec).into()),
+        port: port(spec.backend),
+        target_port: Some(IntOrString::Int(port(spec.backend))),
+        protocol: Some("TCP".into()),
+        ..ServicePort::default()
+    }
+}
+
+fn headless_service(ctx: &Context, spec: &CacheSpec) -> Child {
+    Service {
+        metadata: ctx.meta(names::cache_headless(ctx.name), Component::Cache, software(spec)),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: Some(ctx.selector_labels(Component::Cache)),
+            ports: Some(vec![service_port(spec)]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+    .into()
+}
+
+/// The redis write endpoint: always pod 0, selected by pod name.
+fn redis_primary_service(ctx: &Context) -> Child {
+    let spec = ctx.spec.cache.as_ref();
+    let mut selector = ctx.selector_labels(Component::Cache);
+    selector.insert("statefulset.kubernetes.io/pod-name".into(), format!("{}-0", names::cache(ctx.name)));
+    Service {
+        metadata: ctx.meta(names::cache(ctx.name), Component::Cache, "redis"),
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            ports: spec.map(|s| vec![service_port(s)]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+    .into()
+}
+
+fn redis_config(ctx: &Context, spec: &CacheSpec) -> Child {
+    let conf = format!(
+        "# Generated by webcluster-operator.\nbind * -::*\nprotected-mode no\nmaxmemory {}mb\nmaxmemory-policy volatile-lru\nappendonly {}\nreplica-read-only yes\n",
+        spec.memory_mib,
+        if spec.persistence.is_some() { "yes" } else { "no" },
+    );
+    ConfigMap {
+        metadata: ctx.meta(names::cache_config(ctx.name), Component::Cache, "redis"),
+        data: Some(BTreeMap::from([
+            ("redis.conf".to_string(), conf),
+            ("start.sh".to_string(), REDIS_START_SCRIPT.to_string()),
+        ])),
+        ..ConfigMap::default()
+    }
+    .into()
+}
+
+fn container(ctx: &Context, spec: &CacheSpec) -> Container {
+    let port = port(spec.backend);
+    let (image, command, env, mounts) = match spec.backend {
+        CacheBackend::Memcached => (
+            MEMCACHED_IMAGE,
+            vec!["memcached".into(), "-m".into(), spec.memory_mib.to_string(), "-c".into(), "4096".into(), "-p".into(), port.to_string()],
+            Vec::new(),
+            Vec::new(),
+        ),
+        CacheBackend::Redis => (
+            REDIS_IMAGE,
+            vec!["/bin/sh".into(), format!("{REDIS_CONFIG_DIR}/start.sh")],
+            redis_env(ctx),
+            redis_mounts(),
+        ),
+    };
+    Container {
+        name: software(spec).into(),
+        image: Some(spec.image.clone().unwrap_or_else(|| image.into())),
+        command: Some(command),
+        env: (!env.is_empty()).then_some(env),
+        ports: Some(vec![ContainerPort { name: Some(software(spec).into()), container_port: port, ..ContainerPort::default() }]),
+        readiness_probe: Some(tcp_probe(port, 5)),
+        liveness_probe: Some(tcp_probe(port, 20)),
+        resources: Some(spec.resources.clone().unwrap_or_else(|| memory_resources(spec.memory_mib))),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        security_context: Some(restricted_container()),
+        ..Container::default()
+    }
+}
+
+fn redis_env(ctx: &Context) -> Vec<EnvVar> {
+    vec![
+        plain("REDIS_PRIMARY_POD", &format!("{}-0", names::cache(ctx.name))),
+        plain("REDIS_PRIMARY_HOST", &ctx.pod_host(&format!("{}-0", names::cache(ctx.name)), &names::cache_headless(ctx.name))),
+        plain("REDIS_PORT", "6379"),
+        plain("REDIS_CONFIG_DIR", REDIS_CONFIG_DIR),
+        plain("REDIS_DATA_DIR", "/data"),
+        super::database::pod_name_env("REDIS_POD_NAME"),
+    ]
+}
+
+fn redis_mounts() -> Vec<VolumeMount> {
+    vec![
+        VolumeMount { name: "config".into(), mount_path: REDIS_CONFIG_DIR.into(), read_only: Some(true), ..VolumeMount::default() },
+        VolumeMount { name: "data".into(), mount_path: "/data".into(), ..VolumeMount::default() },
+    ]
+}
+
+/// Memory request = the cache size; limit adds 25% for connections and overhead.
+fn memory_resources(memory_mib: i32) -> ResourceRequirements {
+    let limit = memory_mib + memory_mib / 4;
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity("50m".into())),
+            ("memory".to_string(), Quantity(format!("{memory_mib}Mi"))),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), Quantity(format!("{limit}Mi")))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// A TCP probe on `port`.
+pub fn tcp_probe(port: i32, period_seconds: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(port), host: None }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+fn stateful_set(ctx: &Context, spec: &CacheSpec) -> Child {
+    let uid = match spec.backend {
+        CacheBackend::Memcached => MEMCACHED_UID,
+        CacheBackend::Redis => REDIS_UID,
+    };
+    let mut volumes = Vec::new();
+    let mut claims = Vec::new();
+    if spec.backend == CacheBackend::Redis {
+        volumes.push(Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource { name: names::cache_config(ctx.name), ..ConfigMapVolumeSource::default() }),
+            ..Volume::default()
+        });
+        match &spec.persistence {
+            Some(size) => claims.push(claim_template(ctx, "data", size, Component::Cache, "redis")),
+            None => volumes.push(Volume { name: "data".into(), empty_dir: Some(Default::default()), ..Volume::default() }),
+        }
+    }
+    StatefulSet {
+        metadata: ctx.meta(names::cache(ctx.name), Component::Cache, software(spec)),
+        spec: StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(names::cache_headless(ctx.name)),
+            selector: ctx.selector(Component::Cache),
+            pod_management_policy: Some("Parallel".into()),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(ctx.labels(Component::Cache, software(spec))), ..ObjectMeta::default() }),
+                spec: Some(PodSpec {
+                    containers: vec![container(ctx, spec)],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
+                    security_context: Some(restricted_pod(Some(uid))),
+                    automount_service_account_token: Some(false),
+                    affinity: Some(super::database::spread_affinity(ctx, Component::Cache)),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: (!claims.is_empty()).then_some(claims),
+            persistent_volume_claim_retention_policy: super::storage::claim_retention(ctx),
+            ..StatefulSetSpec::default()
+        },
+        ..StatefulSet::default()
+    }
+    .into()
+}

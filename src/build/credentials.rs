@@ -1,0 +1,174 @@
+//! The generated Secret: passwords and shared secrets created once by the
+//! controller, plus the DSNs and their parts that the app reads.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+
+use super::meta::{Component, Context};
+use super::{Child, Observed, database, names};
+use crate::api::{DatabaseEngine, WebCluster, WebClusterSpec};
+
+/// Password of the application's database user.
+pub const DB_PASSWORD: &str = "db-password";
+/// Password of the database superuser (postgres / root).
+pub const DB_SUPERUSER_PASSWORD: &str = "db-superuser-password";
+/// Password of the replication user.
+pub const DB_REPLICATION_PASSWORD: &str = "db-replication-password";
+/// Prefix of the keys holding `spec.app.sharedSecrets` values.
+pub const SHARED_PREFIX: &str = "shared.";
+/// Characters of generated values: safe unescaped in URLs, shell words, SQL and PHP strings.
+pub const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// Length of generated values (about 190 bits).
+pub const GENERATED_LENGTH: usize = 32;
+
+/// Which end of the database a DSN points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The primary.
+    Write,
+    /// The replicas.
+    Read,
+}
+
+impl Endpoint {
+    /// Prefix of the Secret keys and environment variables of this endpoint.
+    pub fn key_prefix(self) -> &'static str {
+        match self {
+            Endpoint::Write => "write",
+            Endpoint::Read => "read",
+        }
+    }
+}
+
+/// The parts of a DSN, each a key in the generated Secret (`<endpoint>-<part>`).
+pub const DSN_PARTS: [&str; 6] = ["url", "host", "port", "name", "user", "password"];
+
+/// Keys whose values the controller generates once: database passwords (managed
+/// database only) and the shared secrets.
+pub fn generated_keys(cluster: &WebCluster) -> Vec<String> {
+    generated_keys_of(&cluster.spec)
+}
+
+fn generated_keys_of(spec: &WebClusterSpec) -> Vec<String> {
+    let mut keys = Vec::new();
+    if spec.database.as_ref().is_some_and(|db| db.managed.is_some()) {
+        keys.extend([DB_PASSWORD, DB_SUPERUSER_PASSWORD, DB_REPLICATION_PASSWORD].map(String::from));
+    }
+    keys.extend(spec.app.shared_secrets.iter().map(|name| format!("{SHARED_PREFIX}{name}")));
+    keys
+}
+
+/// The generated Secret. Holds only values for keys the spec asks for, so a
+/// key whose value is missing from `observed` is simply absent (the controller
+/// generates every missing value before it builds).
+pub fn secret(ctx: &Context, observed: &Observed) -> Child {
+    let mut data: BTreeMap<String, String> = generated_keys_of(ctx.spec)
+        .into_iter()
+        .filter_map(|key| observed.generated.get(&key).map(|value| (key, value.clone())))
+        .collect();
+    data.extend(dsn_entries(ctx, observed));
+    Secret {
+        metadata: ctx.data_meta(names::credentials(ctx.name), Component::Credentials, "webcluster"),
+        data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    }
+    .into()
+}
+
+fn dsn_entries(ctx: &Context, observed: &Observed) -> BTreeMap<String, String> {
+    let Some(db) = &ctx.spec.database else { return BTreeMap::new() };
+    let mut entries = BTreeMap::new();
+    for endpoint in [Endpoint::Write, Endpoint::Read] {
+        let (url, dsn) = match (&db.managed, &observed.external_db) {
+            (Some(managed), _) => {
+                let service = match endpoint {
+                    Endpoint::Write => names::database_write(ctx.name),
+                    Endpoint::Read => names::database_read(ctx.name),
+                };
+                let dsn = Dsn {
+                    scheme: scheme(db.engine),
+                    host: ctx.service_host(&service),
+                    port: database::port(db.engine).to_string(),
+                    name: managed.database_name.clone(),
+                    user: managed.user.clone(),
+                    password: observed.generated.get(DB_PASSWORD).cloned().unwrap_or_default(),
+                };
+                (dsn.url(), dsn)
+            }
+            (None, Some(external)) => {
+                let raw = match endpoint {
+                    Endpoint::Write => &external.write,
+                    Endpoint::Read => &external.read,
+                };
+                (raw.clone(), Dsn::parse(raw).unwrap_or_default())
+            }
+            (None, None) => continue,
+        };
+        let prefix = endpoint.key_prefix();
+        let parts = [("url", url), ("host", dsn.host), ("port", dsn.port), ("name", dsn.name), ("user", dsn.user), ("password", dsn.password)];
+        entries.extend(parts.into_iter().map(|(part, value)| (format!("{prefix}-{part}"), value)));
+    }
+    entries
+}
+
+/// The URL scheme applications expect: PEAR/Roundcube and Doctrine both accept these.
+pub fn scheme(engine: DatabaseEngine) -> &'static str {
+    match engine {
+        DatabaseEngine::Postgresql => "pgsql",
+        DatabaseEngine::Mariadb => "mysql",
+    }
+}
+
+/// A DSN split into the parts applications configure separately.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Dsn {
+    scheme: &'static str,
+    host: String,
+    port: String,
+    name: String,
+    user: String,
+    password: String,
+}
+
+impl Dsn {
+    /// Splits an external DSN; `None` when it is not a URL (parts stay empty).
+    fn parse(raw: &str) -> Option<Self> {
+        let url = url::Url::parse(raw).ok()?;
+        Some(Self {
+            scheme: "",
+            host: url.host_str().unwrap_or_default().to_string(),
+            port: url.port().map(|p| p.to_string()).unwrap_or_default(),
+            name: url.path().trim_start_matches('/').to_string(),
+            user: url.username().to_string(),
+            password: url.password().unwrap_or_default().to_string(),
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("{}://{}:{}@{}:{}/{}", self.scheme, self.user, self.password, self.host, self.port, self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_external_dsns() {
+        let dsn = Dsn::parse("mysql://rc:s3cret@db.example.com:3307/mail").unwrap_or_default();
+        assert_eq!(dsn.host, "db.example.com");
+        assert_eq!(dsn.port, "3307");
+        assert_eq!(dsn.name, "mail");
+        assert_eq!(dsn.user, "rc");
+        assert_eq!(dsn.password, "s3cret");
+        assert!(Dsn::parse("not a url").is_none());
+    }
+
+    #[test]
+    fn alphabet_is_url_and_quote_safe() {
+        assert!(ALPHABET.iter().all(|c| c.is_ascii_alphanumeric()));
+    }
+}

@@ -1,0 +1,283 @@
+//! The managed database: one StatefulSet whose pod 0 is the primary and whose
+//! other pods are read replicas, a read-write and a read-only Service, the
+//! configuration and scripts the pods run, and a PodDisruptionBudget.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
+    ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount, WeightedPodAffinityTerm,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::cache::tcp_probe;
+use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD};
+use super::meta::{Component, Context, restricted_container, restricted_pod};
+use super::storage::{claim_retention, claim_template};
+use super::wiring::{from_secret, plain};
+use super::{Child, names};
+use crate::api::{DatabaseEngine, ManagedDatabase};
+
+/// Pod label the controller sets on database pods: which role each pod has now.
+/// The read-only Service selects `replica`; the read-write one selects the primary by pod name.
+pub const ROLE_LABEL: &str = "webcluster.io/role";
+/// [`ROLE_LABEL`] value of the primary.
+pub const ROLE_PRIMARY: &str = "primary";
+/// [`ROLE_LABEL`] value of a replica.
+pub const ROLE_REPLICA: &str = "replica";
+/// The replication user's name.
+pub const REPLICATION_USER: &str = "replicator";
+/// Where the ConfigMap with scripts and configuration is mounted.
+const CONFIG_DIR: &str = "/webcluster";
+/// A writable runtime folder for sockets and passfiles.
+const SOCKET_DIR: &str = "/run/webcluster-db";
+/// The uid the official postgres and mariadb images run as.
+const DATABASE_UID: i64 = 999;
+
+/// The engine's name in `WEBCLUSTER_DB_ENGINE`.
+pub fn engine_name(engine: DatabaseEngine) -> &'static str {
+    match engine {
+        DatabaseEngine::Postgresql => "postgresql",
+        DatabaseEngine::Mariadb => "mariadb",
+    }
+}
+
+/// The engine's port.
+pub fn port(engine: DatabaseEngine) -> i32 {
+    match engine {
+        DatabaseEngine::Postgresql => 5432,
+        DatabaseEngine::Mariadb => 3306,
+    }
+}
+
+fn default_image(engine: DatabaseEngine) -> &'static str {
+    match engine {
+        DatabaseEngine::Postgresql => "postgres:17",
+        DatabaseEngine::Mariadb => "mariadb:11.8",
+    }
+}
+
+fn data_dir(engine: DatabaseEngine) -> &'static str {
+    match engine {
+        DatabaseEngine::Postgresql => "/var/lib/postgresql/data",
+        DatabaseEngine::Mariadb => "/var/lib/mysql",
+    }
+}
+
+/// The files of the database ConfigMap: start script, readiness probe, configuration.
+pub fn config_files(engine: DatabaseEngine) -> BTreeMap<String, String> {
+    let files: &[(&str, &str)] = match engine {
+        DatabaseEngine::Postgresql => &[
+            ("start.sh", include_str!("scripts/postgresql-start.sh")),
+            ("probe.sh", include_str!("scripts/postgresql-probe.sh")),
+            ("postgresql.conf", include_str!("scripts/postgresql.conf")),
+            ("pg_hba.conf", include_str!("scripts/pg_hba.conf")),
+        ],
+        DatabaseEngine::Mariadb => &[
+            ("start.sh", include_str!("scripts/mariadb-start.sh")),
+            ("probe.sh", include_str!("scripts/mariadb-probe.sh")),
+            ("my.cnf", include_str!("scripts/my.cnf")),
+        ],
+    };
+    files.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// The managed database's objects (none for an external database).
+pub fn objects(ctx: &Context) -> Vec<Child> {
+    let Some(db) = &ctx.spec.database else { return Vec::new() };
+    let Some(managed) = &db.managed else { return Vec::new() };
+    let engine = db.engine;
+    vec![
+        ConfigMap {
+            metadata: ctx.meta(names::database_config(ctx.name), Component::Database, engine_name(engine)),
+            data: Some(config_files(engine)),
+            ..ConfigMap::default()
+        }
+        .into(),
+        service(ctx, engine, names::database_headless(ctx.name), None),
+        service(ctx, engine, names::database_write(ctx.name), Some(primary_selector(ctx))),
+        service(ctx, engine, names::database_read(ctx.name), Some(read_selector(ctx, managed))),
+        stateful_set(ctx, engine, managed),
+        PodDisruptionBudget {
+            metadata: ctx.meta(names::database(ctx.name), Component::Database, engine_name(engine)),
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: Some(IntOrString::Int(1)),
+                selector: Some(ctx.selector(Component::Database)),
+                ..PodDisruptionBudgetSpec::default()
+            }),
+            ..PodDisruptionBudget::default()
+        }
+        .into(),
+    ]
+}
+
+/// Name of the primary pod: ordinal 0.
+pub fn primary_pod(cluster: &str) -> String {
+    format!("{}-0", names::database(cluster))
+}
+
+fn primary_selector(ctx: &Context) -> BTreeMap<String, String> {
+    let mut selector = ctx.selector_labels(Component::Database);
+    selector.insert("statefulset.kubernetes.io/pod-name".into(), primary_pod(ctx.name));
+    selector
+}
+
+/// Ready replicas; the primary when there are none.
+fn read_selector(ctx: &Context, managed: &ManagedDatabase) -> BTreeMap<String, String> {
+    if managed.replicas == 0 {
+        return primary_selector(ctx);
+    }
+    let mut selector = ctx.selector_labels(Component::Database);
+    selector.insert(ROLE_LABEL.into(), ROLE_REPLICA.into());
+    selector
+}
+
+/// A Service over database pods; without a selector, the headless one over all of them.
+fn service(ctx: &Context, engine: DatabaseEngine, name: String, selector: Option<BTreeMap<String, String>>) -> Child {
+    let headless = selector.is_none();
+    Service {
+        metadata: ctx.meta(name, Component::Database, engine_name(engine)),
+        spec: Some(ServiceSpec {
+            cluster_ip: headless.then(|| "None".into()),
+            // Replicas must resolve peers while they bootstrap, before they are ready.
+            publish_not_ready_addresses: headless.then_some(true),
+            selector: Some(selector.unwrap_or_else(|| ctx.selector_labels(Component::Database))),
+            ports: Some(vec![ServicePort {
+                name: Some(engine_name(engine).into()),
+                port: port(engine),
+                target_port: Some(IntOrString::Int(port(engine))),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+    .into()
+}
+
+/// An environment variable holding the pod's own name.
+pub fn pod_name_env(name: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: "metadata.name".into(), api_version: None }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// The environment the start and probe scripts read.
+fn script_env(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -> Vec<EnvVar> {
+    let secret = names::credentials(ctx.name);
+    vec![
+        pod_name_env("DB_POD_NAME"),
+        plain("DB_PRIMARY_POD", &primary_pod(ctx.name)),
+        plain("DB_PRIMARY_HOST", &ctx.service_host(&names::database_write(ctx.name))),
+        plain("DB_PORT", &port(engine).to_string()),
+        plain("DB_DATA_DIR", data_dir(engine)),
+        plain("DB_CONFIG_DIR", CONFIG_DIR),
+        plain("DB_SOCKET_DIR", SOCKET_DIR),
+        plain("DB_NAME", &managed.database_name),
+        plain("DB_USER", &managed.user),
+        from_secret("DB_PASSWORD", &secret, DB_PASSWORD),
+        from_secret("DB_SUPERUSER_PASSWORD", &secret, DB_SUPERUSER_PASSWORD),
+        plain("DB_REPLICATION_USER", REPLICATION_USER),
+        from_secret("DB_REPLICATION_PASSWORD", &secret, DB_REPLICATION_PASSWORD),
+        plain("DB_MAX_LAG_SECONDS", &managed.max_replica_lag_seconds.to_string()),
+    ]
+}
+
+fn container(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -> Container {
+    let db_port = port(engine);
+    let script = |name: &str| vec!["/bin/sh".to_string(), format!("{CONFIG_DIR}/{name}")];
+    let mut startup = tcp_probe(db_port, 10);
+    // A new replica copies the primary's data before it listens: allow an hour.
+    startup.failure_threshold = Some(360);
+    Container {
+        name: "database".into(),
+        image: Some(managed.image.clone().unwrap_or_else(|| default_image(engine).into())),
+        command: Some(script("start.sh")),
+        env: Some(script_env(ctx, engine, managed)),
+        ports: Some(vec![ContainerPort { name: Some(engine_name(engine).into()), container_port: db_port, ..ContainerPort::default() }]),
+        startup_probe: Some(startup),
+        readiness_probe: Some(Probe {
+            exec: Some(ExecAction { command: Some(script("probe.sh")) }),
+            period_seconds: Some(5),
+            timeout_seconds: Some(5),
+            failure_threshold: Some(2),
+            ..Probe::default()
+        }),
+        liveness_probe: Some(tcp_probe(db_port, 10)),
+        resources: managed.resources.clone(),
+        volume_mounts: Some(vec![
+            VolumeMount { name: "data".into(), mount_path: data_dir(engine).into(), ..VolumeMount::default() },
+            VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..VolumeMount::default() },
+            VolumeMount { name: "run".into(), mount_path: SOCKET_DIR.into(), ..VolumeMount::default() },
+        ]),
+        security_context: Some(restricted_container()),
+        ..Container::default()
+    }
+}
+
+fn stateful_set(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -> Child {
+    let software = engine_name(engine);
+    let volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource { name: names::database_config(ctx.name), ..ConfigMapVolumeSource::default() }),
+            ..Volume::default()
+        },
+        Volume { name: "run".into(), empty_dir: Some(Default::default()), ..Volume::default() },
+    ];
+    StatefulSet {
+        metadata: ctx.meta(names::database(ctx.name), Component::Database, software),
+        spec: StatefulSetSpec {
+            replicas: Some(1 + managed.replicas),
+            service_name: Some(names::database_headless(ctx.name)),
+            selector: ctx.selector(Component::Database),
+            // The primary (pod 0) first: replicas copy from it.
+            pod_management_policy: Some("OrderedReady".into()),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(ctx.labels(Component::Database, software)), ..ObjectMeta::default() }),
+                spec: Some(PodSpec {
+                    containers: vec![container(ctx, engine, managed)],
+                    volumes: Some(volumes),
+                    security_context: Some(restricted_pod(Some(DATABASE_UID))),
+                    automount_service_account_token: Some(false),
+                    affinity: Some(spread_affinity(ctx, Component::Database)),
+                    termination_grace_period_seconds: Some(60),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: Some(vec![claim_template(ctx, "data", &managed.storage, Component::Database, software)]),
+            persistent_volume_claim_retention_policy: claim_retention(ctx),
+            ..StatefulSetSpec::default()
+        },
+        ..StatefulSet::default()
+    }
+    .into()
+}
+
+/// Prefer one pod of a component per node.
+pub fn spread_affinity(ctx: &Context, component: Component) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
+                weight: 100,
+                pod_affinity_term: PodAffinityTerm {
+                    label_selector: Some(ctx.selector(component)),
+                    topology_key: "kubernetes.io/hostname".into(),
+                    ..PodAffinityTerm::default()
+                },
+            }]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    }
+}

@@ -1,0 +1,53 @@
+//! Cron tasks: one CronJob each, never overlapping itself, in the app's pod template.
+
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::meta::{Component, Context};
+use super::wiring::{workload_container, workload_pod};
+use super::{Child, Observed, names};
+use crate::api::CronTaskSpec;
+
+/// Seconds after a missed start time within which a run may still start.
+const STARTING_DEADLINE_SECONDS: i64 = 300;
+
+/// One CronJob per task. While a migration runs they are suspended, so no task
+/// sees a half-migrated database.
+pub fn objects(ctx: &Context, observed: &Observed) -> Vec<Child> {
+    let image = observed.serving_image.as_deref().unwrap_or(&ctx.spec.app.image);
+    ctx.spec.jobs.iter().map(|task| cron_job(ctx, task, image, observed.migration_running)).collect()
+}
+
+fn cron_job(ctx: &Context, task: &CronTaskSpec, image: &str, migration_running: bool) -> Child {
+    let container = workload_container(ctx, image, Some(task.command.clone()));
+    let mut labels = ctx.spec.app.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
+    labels.extend(ctx.labels(Component::Cron, ctx.name));
+    CronJob {
+        metadata: ctx.meta(names::cron_task(ctx.name, &task.name), Component::Cron, ctx.name),
+        spec: CronJobSpec {
+            schedule: task.schedule.clone(),
+            time_zone: task.time_zone.clone(),
+            // Never two runs at once, on any node.
+            concurrency_policy: Some("Forbid".into()),
+            starting_deadline_seconds: Some(STARTING_DEADLINE_SECONDS),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            suspend: Some(task.suspend || migration_running),
+            job_template: JobTemplateSpec {
+                metadata: None,
+                spec: Some(JobSpec {
+                    backoff_limit: Some(0),
+                    active_deadline_seconds: Some(task.active_deadline_seconds),
+                    template: PodTemplateSpec {
+                        metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                        spec: Some(workload_pod(ctx, container, "Never")),
+                    },
+                    ..JobSpec::default()
+                }),
+            },
+        },
+        ..CronJob::default()
+    }
+    .into()
+}

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Readiness of a PostgreSQL pod. The primary is ready when it accepts writes;
+# a replica while it streams from the primary and its replay lag is within
+# DB_MAX_LAG_SECONDS (no lag counts while it has replayed all it received).
+set -eu
+query() {
+  psql -X -tA -h "${DB_SOCKET_DIR:?}" -p "${DB_PORT:?}" -U postgres -d postgres -c "$1"
+}
+if [ "${DB_POD_NAME:?}" = "${DB_PRIMARY_POD:?}" ]; then
+  [ "$(query 'SELECT NOT pg_is_in_recovery()')" = "t" ] || { echo "primary is in recovery" >&2; exit 1; }
+  exit 0
+fi
+streaming=$(query "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")
+[ "$streaming" = "1" ] || { echo "replica is not streaming from the primary" >&2; exit 1; }
+lag=$(query "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+  ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::int, 0) END")
+[ "$lag" -le "${DB_MAX_LAG_SECONDS:?}" ] || { echo "replica lags ${lag}s behind the primary" >&2; exit 1; }

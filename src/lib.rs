@@ -1,0 +1,11 @@
+//! webcluster-operator: runs a PHP web application on many nodes from one
+//! `WebCluster` manifest.
+//!
+//! The code is a pipeline: [`api`] (the custom resource and its validation),
+//! [`build`] (pure functions from a WebCluster to its child objects),
+//! [`controller`] (reconcile: apply, prune, status, events), and [`render`]
+//! (the offline front end of the builder).
+
+pub mod api;
+pub mod build;
+pub mod render;

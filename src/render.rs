@@ -1,0 +1,113 @@
+//! Offline front end of the builder: WebCluster YAML in, child objects out.
+//! The same validation as admission, so bad input fails here first.
+
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use crate::api::WebCluster;
+use crate::api::validate::{FieldError, check_rules, check_schema};
+use crate::build::{self, BuildError, Observed};
+
+/// The apiVersion a WebCluster document must have.
+const API_VERSION: &str = "webcluster.io/v1alpha1";
+/// Top-level fields of a WebCluster document.
+const TOP_LEVEL_FIELDS: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
+
+/// Why a file could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The input is not YAML.
+    #[error("the input is not valid YAML: {0}")]
+    Yaml(String),
+    /// A document is not a WebCluster or breaks the schema.
+    #[error("document {document}: {}", join(.errors))]
+    Invalid {
+        /// 1-based index of the document in the file.
+        document: usize,
+        /// Every field that breaks a rule.
+        errors: Vec<FieldError>,
+    },
+    /// The builder refused the WebCluster.
+    #[error("document {document}: {source}")]
+    Build {
+        /// 1-based index of the document in the file.
+        document: usize,
+        /// What the builder said.
+        source: BuildError,
+    },
+    /// The output could not be written as YAML.
+    #[error("cannot write YAML: {0}")]
+    Output(String),
+}
+
+fn join(errors: &[FieldError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+fn invalid(document: usize, path: &str, message: impl Into<String>) -> RenderError {
+    RenderError::Invalid { document, errors: vec![FieldError { path: path.into(), message: message.into() }] }
+}
+
+/// Parses and validates every WebCluster in a YAML stream (documents separated
+/// by `---`; empty documents are skipped). A missing namespace means `default`.
+pub fn parse(yaml: &str) -> Result<Vec<WebCluster>, RenderError> {
+    let documents: Vec<Value> = serde_saphyr::from_multiple(yaml).map_err(|e| RenderError::Yaml(e.to_string()))?;
+    documents
+        .into_iter()
+        .filter(|doc| !doc.is_null())
+        .enumerate()
+        .map(|(index, doc)| parse_document(index + 1, doc))
+        .collect()
+}
+
+fn parse_document(document: usize, mut value: Value) -> Result<WebCluster, RenderError> {
+    let Some(object) = value.as_object_mut() else {
+        return Err(invalid(document, "(document)", "must be a mapping with apiVersion, kind, metadata and spec"));
+    };
+    if object.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION) {
+        return Err(invalid(document, "apiVersion", format!("must be {API_VERSION}")));
+    }
+    if object.get("kind").and_then(Value::as_str) != Some("WebCluster") {
+        return Err(invalid(document, "kind", "must be WebCluster"));
+    }
+    if let Some(unknown) = object.keys().find(|key| !TOP_LEVEL_FIELDS.contains(&key.as_str())) {
+        return Err(invalid(document, unknown, "unknown field: allowed are apiVersion, kind, metadata, spec, status"));
+    }
+    let metadata = object.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
+    if let Some(meta) = metadata.as_object_mut() {
+        meta.entry("namespace").or_insert_with(|| Value::String("default".into()));
+    }
+    let cluster: WebCluster = serde_path_to_error::deserialize(&value).map_err(|e| {
+        let path = e.path().to_string();
+        invalid(document, if path == "." { "(document)" } else { &path }, e.into_inner().to_string())
+    })?;
+    let mut errors = check_schema(&value);
+    errors.extend(check_rules(&cluster));
+    if errors.is_empty() { Ok(cluster) } else { Err(RenderError::Invalid { document, errors }) }
+}
+
+/// Every child object of every WebCluster in `yaml`, as multi-document YAML.
+pub fn render(yaml: &str) -> Result<String, RenderError> {
+    let clusters = parse(yaml)?;
+    let mut documents = Vec::new();
+    for (index, cluster) in clusters.iter().enumerate() {
+        let children = build::build(cluster, &Observed::offline(cluster))
+            .map_err(|source| RenderError::Build { document: index + 1, source })?;
+        documents.extend(children.iter().map(build::Child::to_json));
+    }
+    to_yaml_stream(&documents)
+}
+
+/// The CRD as YAML, as `crds/webcluster.yaml` holds it.
+pub fn crd_yaml() -> Result<String, RenderError> {
+    to_yaml_stream(&[serde_json::to_value(WebCluster::crd()).map_err(|e| RenderError::Output(e.to_string()))?])
+}
+
+fn to_yaml_stream(documents: &[Value]) -> Result<String, RenderError> {
+    let mut out = String::new();
+    for document in documents {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(document).map_err(|e| RenderError::Output(e.to_string()))?);
+    }
+    Ok(out)
+}
