@@ -49,15 +49,24 @@ fn invalid(document: usize, path: &str, message: impl Into<String>) -> RenderErr
 }
 
 /// Parses and validates every WebCluster in a YAML stream (documents separated
-/// by `---`; empty documents are skipped). A missing namespace means `default`.
+/// by `---`). Empty documents and objects of other API groups (a ConfigMap an
+/// example ships beside its WebCluster) are skipped. A missing namespace means `default`.
 pub fn parse(yaml: &str) -> Result<Vec<WebCluster>, RenderError> {
     let documents: Vec<Value> = serde_saphyr::from_multiple(yaml).map_err(|e| RenderError::Yaml(e.to_string()))?;
     documents
         .into_iter()
-        .filter(|doc| !doc.is_null())
         .enumerate()
+        .filter(|(_, doc)| !doc.is_null() && !is_other_api_group(doc))
         .map(|(index, doc)| parse_document(index + 1, doc))
         .collect()
+}
+
+/// An object with an apiVersion outside `webcluster.io`.
+fn is_other_api_group(document: &Value) -> bool {
+    document
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|version| !version.starts_with("webcluster.io/"))
 }
 
 fn parse_document(document: usize, mut value: Value) -> Result<WebCluster, RenderError> {
@@ -78,12 +87,23 @@ fn parse_document(document: usize, mut value: Value) -> Result<WebCluster, Rende
         meta.entry("namespace").or_insert_with(|| Value::String("default".into()));
     }
     let cluster: WebCluster = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let path = e.path().to_string();
-        invalid(document, if path == "." { "(document)" } else { &path }, e.into_inner().to_string())
+        let (path, message) = describe(e.path().to_string(), e.into_inner().to_string());
+        invalid(document, &path, message)
     })?;
     let mut errors = check_schema(&value);
     errors.extend(check_rules(&cluster));
     if errors.is_empty() { Ok(cluster) } else { Err(RenderError::Invalid { document, errors }) }
+}
+
+/// Names the field of a deserialisation error: serde reports a missing field at
+/// its parent's path.
+fn describe(path: String, message: String) -> (String, String) {
+    let path = if path == "." { "(document)".to_string() } else { path };
+    let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+    match missing {
+        Some(field) => (format!("{path}.{field}"), "is required".into()),
+        None => (path, message),
+    }
 }
 
 /// Every child object of every WebCluster in `yaml`, as multi-document YAML.

@@ -147,15 +147,15 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
         }
     }
     let mut seen = BTreeSet::new();
-    for job in &spec.jobs {
+    for (index, job) in spec.jobs.iter().enumerate() {
         if !seen.insert(job.name.as_str()) {
-            fail("spec.jobs[].name", "names must be unique (the list is keyed by name)");
+            fail(&format!("spec.jobs[{index}].name"), "names must be unique (the list is keyed by name)");
         }
         if job.schedule.split_whitespace().count() != 5 {
-            fail("spec.jobs[].schedule", "must be a 5-field cron expression (minute hour day-of-month month day-of-week)");
+            fail(&format!("spec.jobs[{index}].schedule"), "must be a 5-field cron expression (minute hour day-of-month month day-of-week)");
         }
         if name.len() + 1 + job.name.len() > MAX_CRONJOB_NAME_LENGTH {
-            fail("spec.jobs[].name", "'<webcluster name>-<job name>' must be at most 52 characters (a CronJob name limit)");
+            fail(&format!("spec.jobs[{index}].name"), "'<webcluster name>-<job name>' must be at most 52 characters (a CronJob name limit)");
         }
     }
     errors

@@ -1,0 +1,26 @@
+.PHONY: toolchain cluster cluster-down
+
+# Builds the pinned control-plane binaries (cached; instant when already built).
+toolchain:
+	bash hack/toolchain.sh
+
+# Starts the local kwok cluster; a no-op when it already runs and is healthy.
+cluster:
+	bash hack/cluster.sh up
+
+cluster-down:
+	bash hack/cluster.sh down
+
+.PHONY: build generate render
+build:
+	cargo build --release -j2
+
+# Regenerates every generated file (CRD, golden renders); tests fail when they drift.
+generate:
+	cargo run -q -j2 -- crd > crds/webcluster.yaml
+	UPDATE_GOLDEN=1 cargo test -q -j2 --test render
+
+# Renders an example offline: make render EXAMPLE=examples/roundcube.yaml
+EXAMPLE ?= examples/roundcube.yaml
+render:
+	cargo run -q -j2 -- render -f $(EXAMPLE)

@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# Local Kubernetes control plane for tests, demos and benchmarks.
+#
+#   hack/cluster.sh up      start the cluster (a no-op when it already runs and is healthy)
+#   hack/cluster.sh down    stop it and remove its state
+#   hack/cluster.sh status  exit 0 when it runs and is healthy
+#
+# Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler (built by
+# hack/toolchain.sh) started by `kwokctl --runtime binary`, plus kwok faking 3
+# nodes in 3 zones: pods become Running/Ready, pods owned by Jobs complete.
+# State lives under .cluster/ (ignored by git); the kubeconfig is always
+# .cluster/kubeconfig. Environment:
+#   CLUSTER_PVS_RWO  number of 100Gi ReadWriteOnce PersistentVolumes (default 60)
+#   CLUSTER_PVS_RWX  number of 100Gi ReadWriteMany PersistentVolumes (default 20)
+set -euo pipefail
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT_DIR="$(dirname "$HACK_DIR")"
+CLUSTER_NAME=webcluster
+CLUSTER_DIR="$ROOT_DIR/.cluster"
+KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig"
+READY_MARKER="$CLUSTER_DIR/ready"
+export KWOK_WORKDIR="$CLUSTER_DIR/kwok"
+KWOK_CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER_NAME"
+PVS_RWO="${CLUSTER_PVS_RWO:-60}"
+PVS_RWX="${CLUSTER_PVS_RWX:-20}"
+ZONES=(a b c)
+START=$SECONDS
+STEPS=7
+
+progress() { printf '[cluster %3ds] %s\n' "$((SECONDS - START))" "$*" >&2; }
+die() { progress "ERROR: $*"; exit 1; }
+
+toolchain() {
+  local out
+  out="$(bash "$HACK_DIR/toolchain.sh")" || die "hack/toolchain.sh failed"
+  BIN_DIR="$(tail -n1 <<<"$out")"
+  mkdir -p "$CLUSTER_DIR"
+  write_kwokctl_config
+  [[ -x "$BIN_DIR/kwokctl" ]] || die "no kwokctl in '$BIN_DIR'"
+  export KWOK_KUBECTL_BINARY="$BIN_DIR/kubectl"
+}
+
+KWOKCTL_CONFIG="$CLUSTER_DIR/kwokctl.yaml"
+kwokctl() { "$BIN_DIR/kwokctl" --name "$CLUSTER_NAME" --config "$KWOKCTL_CONFIG" "$@"; }
+
+# kwokctl binds every component to 0.0.0.0 by default (etcd without TLS or
+# auth); keep them on loopback. Also replaces ~/.kwok/kwok.yaml, so a user's
+# personal kwokctl defaults do not leak in.
+write_kwokctl_config() {
+  cat >"$KWOKCTL_CONFIG" <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  bindAddress: 127.0.0.1
+EOF
+}
+kubectl() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+# All processes kwokctl started (pid files under the cluster folder).
+cluster_pids() {
+  local f pid
+  for f in "$KWOK_CLUSTER_DIR"/pids/*.pid; do
+    [[ -f "$f" ]] || continue
+    pid="$(<"$f")"
+    [[ -n "$pid" ]] && echo "$pid"
+  done
+}
+
+processes_alive() {
+  local pid n=0
+  for pid in $(cluster_pids); do
+    is_cluster_process "$pid" || return 1
+    n=$((n + 1))
+  done
+  ((n >= 5))
+}
+
+ready_nodes() {
+  kubectl get nodes --request-timeout=5s -l type=kwok \
+    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null |
+    grep -c '^True$' || true
+}
+
+all_nodes_ready() { (($(ready_nodes) >= ${#ZONES[@]})); }
+
+healthy() {
+  [[ -f "$READY_MARKER" && -f "$KUBECONFIG_PATH" ]] || return 1
+  processes_alive || return 1
+  kubectl get --raw /readyz --request-timeout=5s >/dev/null 2>&1 || return 1
+  all_nodes_ready
+}
+
+wait_until() { # <what> <timeout seconds> <command...>
+  local what="$1" timeout="$2" deadline=$((SECONDS + $2))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what"
+    sleep 0.2
+  done
+}
+
+cluster_exists() { kwokctl get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; }
+
+# True when pid is alive and is one of this cluster's processes (pid files may
+# be stale after a reboot, and the pid reused by something unrelated).
+is_cluster_process() {
+  local pid="$1"
+  [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$KWOK_CLUSTER_DIR/"
+}
+
+delete_cluster() {
+  local pids=() pid
+  for pid in $(cluster_pids); do
+    is_cluster_process "$pid" && pids+=("$pid")
+  done
+  if cluster_exists; then
+    # --kubeconfig: kwokctl would otherwise edit ~/.kube/config; it never added
+    # a context anywhere (created with --kubeconfig ""), so point it at a file
+    # that does not exist.
+    kwokctl delete cluster --kubeconfig "$CLUSTER_DIR/no-such-kubeconfig" >>"$CLUSTER_DIR/kwokctl-delete.log" 2>&1 ||
+      progress "kwokctl delete cluster failed (log: $CLUSTER_DIR/kwokctl-delete.log); killing the processes"
+  fi
+  # kwokctl SIGKILLs the components; make sure none is left (e.g. after a
+  # crashed run or a failed delete) before removing the state.
+  for pid in "${pids[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  local deadline=$((SECONDS + 10))
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && is_cluster_process "$pid"; do
+      ((SECONDS < deadline)) || die "process $pid did not exit"
+      sleep 0.1
+    done
+  done
+  rm -rf "$KWOK_CLUSTER_DIR" "$KUBECONFIG_PATH" "$READY_MARKER"
+}
+
+nodes_yaml() {
+  local z name
+  for z in "${ZONES[@]}"; do
+    name="kwok-node-$z"
+    cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: $name
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/arch: amd64
+    kubernetes.io/os: linux
+    kubernetes.io/hostname: $name
+    node-role.kubernetes.io/agent: ""
+    topology.kubernetes.io/region: local
+    topology.kubernetes.io/zone: zone-$z
+status:
+  allocatable: {cpu: "64", memory: 256Gi, pods: "1000", ephemeral-storage: 1Ti}
+  capacity: {cpu: "64", memory: 256Gi, pods: "1000", ephemeral-storage: 1Ti}
+EOF
+  done
+}
+
+storage_yaml() {
+  cat <<EOF
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: Immediate
+allowVolumeExpansion: true
+reclaimPolicy: Retain
+EOF
+  local i mode kind count
+  for kind in rwo rwx; do
+    if [[ $kind == rwo ]]; then mode=ReadWriteOnce count=$PVS_RWO; else mode=ReadWriteMany count=$PVS_RWX; fi
+    for ((i = 1; i <= count; i++)); do
+      cat <<EOF
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: pv-$kind-$(printf '%04d' "$i")
+  labels: {webcluster.test/pv: $kind}
+spec:
+  storageClassName: standard
+  capacity: {storage: 100Gi}
+  accessModes: [$mode]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: /tmp/webcluster-pv/$kind-$i, type: DirectoryOrCreate}
+EOF
+    done
+  done
+}
+
+default_service_account() { kubectl get serviceaccount default -n default; }
+
+up() {
+  mkdir -p "$CLUSTER_DIR"
+  progress "step 1/$STEPS: toolchain"
+  toolchain
+  progress "step 2/$STEPS: checking for a running cluster"
+  if healthy; then
+    progress "cluster '$CLUSTER_NAME' already running and healthy; nothing to do"
+    echo "$KUBECONFIG_PATH"
+    return 0
+  fi
+  if cluster_exists || [[ -d "$KWOK_CLUSTER_DIR" ]]; then
+    progress "step 2/$STEPS: removing a stale or unhealthy cluster"
+    delete_cluster
+  fi
+
+  progress "step 3/$STEPS: starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok-controller"
+  local log="$CLUSTER_DIR/kwokctl-create.log"
+  if ! kwokctl create cluster \
+    --runtime binary \
+    --kubeconfig "" \
+    --etcd-binary "$BIN_DIR/etcd" \
+    --kube-apiserver-binary "$BIN_DIR/kube-apiserver" \
+    --kube-controller-manager-binary "$BIN_DIR/kube-controller-manager" \
+    --kube-scheduler-binary "$BIN_DIR/kube-scheduler" \
+    --kwok-controller-binary "$BIN_DIR/kwok" \
+    --kube-authorization=true \
+    --kube-admission=true \
+    --disable-qps-limits \
+    --quiet-pull \
+    --timeout 120s >"$log" 2>&1; then
+    cat "$log" >&2
+    die "kwokctl create cluster failed (log: $log)"
+  fi
+
+  progress "step 4/$STEPS: writing $KUBECONFIG_PATH and waiting for the API server"
+  kwokctl get kubeconfig >"$KUBECONFIG_PATH.tmp" 2>>"$log" || die "kwokctl get kubeconfig failed (log: $log)"
+  chmod 600 "$KUBECONFIG_PATH.tmp"
+  mv "$KUBECONFIG_PATH.tmp" "$KUBECONFIG_PATH"
+  wait_until "kube-apiserver /readyz" 60 kubectl get --raw /readyz --request-timeout=2s
+
+  progress "step 5/$STEPS: creating ${#ZONES[@]} fake nodes in zones ${ZONES[*]}"
+  nodes_yaml | kubectl create -f - >/dev/null
+
+  progress "step 6/$STEPS: default StorageClass 'standard' and PVs ($PVS_RWO RWO, $PVS_RWX RWX, 100Gi each)"
+  storage_yaml | kubectl create -f - >/dev/null
+
+  progress "step 7/$STEPS: waiting for nodes to be Ready"
+  wait_until "${#ZONES[@]} Ready nodes" 60 all_nodes_ready
+  wait_until "the default ServiceAccount" 60 default_service_account
+  touch "$READY_MARKER"
+  progress "cluster '$CLUSTER_NAME' ready; kubeconfig:"
+  echo "$KUBECONFIG_PATH"
+}
+
+down() {
+  toolchain
+  progress "stopping cluster '$CLUSTER_NAME'"
+  delete_cluster
+  progress "cluster '$CLUSTER_NAME' stopped"
+}
+
+status() {
+  toolchain
+  if healthy; then
+    progress "cluster '$CLUSTER_NAME' running and healthy ($(ready_nodes) Ready nodes); kubeconfig: $KUBECONFIG_PATH"
+  else
+    progress "cluster '$CLUSTER_NAME' not running or not healthy"
+    return 1
+  fi
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *)
+    echo "usage: $0 up|down|status" >&2
+    exit 2
+    ;;
+esac

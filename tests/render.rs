@@ -1,0 +1,82 @@
+//! Offline tests of the CRD, `render` and its validation.
+
+use std::path::{Path, PathBuf};
+
+use webcluster::render;
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Compares `actual` with a checked-in file; `UPDATE_GOLDEN=1` rewrites it instead.
+fn assert_matches_file(actual: &str, expected_path: &Path, regenerate_with: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(expected_path, actual).unwrap_or_else(|e| panic!("cannot write {}: {e}", expected_path.display()));
+        return;
+    }
+    let expected = read(expected_path);
+    assert!(
+        actual == expected,
+        "{} is out of date; review the difference and regenerate it with `{regenerate_with}`",
+        expected_path.display()
+    );
+}
+
+#[test]
+fn crd_file_matches_the_binary() {
+    let crd = render::crd_yaml().expect("the CRD serialises");
+    assert_matches_file(&crd, &repo_path("crds/webcluster.yaml"), "make generate");
+}
+
+#[test]
+fn examples_render_as_the_golden_files() {
+    for example in ["roundcube", "ezplatform", "mosparo"] {
+        let input = read(&repo_path(&format!("examples/{example}.yaml")));
+        let output = render::render(&input).unwrap_or_else(|e| panic!("examples/{example}.yaml does not render: {e}"));
+        assert_matches_file(&output, &repo_path(&format!("tests/golden/{example}.yaml")), "make generate");
+    }
+}
+
+#[test]
+fn render_is_deterministic() {
+    let input = read(&repo_path("examples/roundcube.yaml"));
+    let first = render::render(&input).expect("renders");
+    assert_eq!(first, render::render(&input).expect("renders again"));
+}
+
+/// Every file in tests/invalid/ starts with `# expect: <text>`; render must
+/// refuse it with an error containing that text (the field path, or the rule's message).
+#[test]
+fn invalid_manifests_are_refused_with_the_field_named() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo_path("tests/invalid")).expect("tests/invalid exists") {
+        let path = entry.expect("readable entry").path();
+        let input = read(&path);
+        let expected = input.lines().next().and_then(|l| l.strip_prefix("# expect: ")).expect("first line is `# expect: ...`");
+        match render::render(&input) {
+            Ok(_) => panic!("{} was accepted; expected an error containing {expected:?}", path.display()),
+            Err(error) => {
+                let message = error.to_string();
+                assert!(message.contains(expected), "{}: error {message:?} does not contain {expected:?}", path.display());
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "the corpus holds {checked} manifests; at least 20 expected");
+}
+
+#[test]
+fn non_yaml_input_is_an_error_not_a_panic() {
+    let error = render::render("spec: [unclosed").expect_err("not YAML");
+    assert!(error.to_string().contains("not valid YAML"), "{error}");
+}
+
+#[test]
+fn other_kinds_of_the_group_are_refused() {
+    let error = render::render("apiVersion: webcluster.io/v1alpha1\nkind: WebSite\nmetadata: {name: a}\n").expect_err("wrong kind");
+    assert!(error.to_string().contains("kind: must be WebCluster"), "{error}");
+}
