@@ -12,12 +12,14 @@
 # .cluster/kubeconfig. Environment:
 #   CLUSTER_PVS_RWO  number of 100Gi ReadWriteOnce PersistentVolumes (default 60)
 #   CLUSTER_PVS_RWX  number of 100Gi ReadWriteMany PersistentVolumes (default 20)
+#   WEBCLUSTER_CLUSTER_DIR  state folder instead of .cluster/ (a second, independent
+#                    cluster, e.g. to time start-ups without disturbing running tests)
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT_DIR="$(dirname "$HACK_DIR")"
 CLUSTER_NAME=webcluster
-CLUSTER_DIR="$ROOT_DIR/.cluster"
+CLUSTER_DIR="${WEBCLUSTER_CLUSTER_DIR:-$ROOT_DIR/.cluster}"
 KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig"
 READY_MARKER="$CLUSTER_DIR/ready"
 export KWOK_WORKDIR="$CLUSTER_DIR/kwok"
@@ -35,14 +37,15 @@ toolchain() {
   local out
   out="$(bash "$HACK_DIR/toolchain.sh")" || die "hack/toolchain.sh failed"
   BIN_DIR="$(tail -n1 <<<"$out")"
+  [[ -x "$BIN_DIR/kwokctl" ]] || die "no kwokctl in '$BIN_DIR'"
   mkdir -p "$CLUSTER_DIR"
   write_kwokctl_config
-  [[ -x "$BIN_DIR/kwokctl" ]] || die "no kwokctl in '$BIN_DIR'"
   export KWOK_KUBECTL_BINARY="$BIN_DIR/kubectl"
 }
 
 KWOKCTL_CONFIG="$CLUSTER_DIR/kwokctl.yaml"
-kwokctl() { "$BIN_DIR/kwokctl" --name "$CLUSTER_NAME" --config "$KWOKCTL_CONFIG" "$@"; }
+# 9>&-: the components kwokctl starts must not inherit the lock (fd 9).
+kwokctl() { "$BIN_DIR/kwokctl" --name "$CLUSTER_NAME" --config "$KWOKCTL_CONFIG" "$@" 9>&-; }
 
 # kwokctl binds every component to 0.0.0.0 by default (etcd without TLS or
 # auth); keep them on loopback. Also replaces ~/.kwok/kwok.yaml, so a user's
@@ -84,11 +87,16 @@ ready_nodes() {
 
 all_nodes_ready() { (($(ready_nodes) >= ${#ZONES[@]})); }
 
-healthy() {
+healthy() { # [seconds to keep retrying the API checks]
   [[ -f "$READY_MARKER" && -f "$KUBECONFIG_PATH" ]] || return 1
   processes_alive || return 1
-  kubectl get --raw /readyz --request-timeout=5s >/dev/null 2>&1 || return 1
-  all_nodes_ready
+  # The processes run: give a busy API server (say, a benchmark's) time to
+  # answer before `up` declares the cluster broken and recreates it.
+  local deadline=$((SECONDS + ${1:-0}))
+  until kubectl get --raw /readyz --request-timeout=5s >/dev/null 2>&1 && all_nodes_ready; do
+    ((SECONDS < deadline)) || return 1
+    sleep 1
+  done
 }
 
 wait_until() { # <what> <timeout seconds> <command...>
@@ -164,8 +172,14 @@ EOF
   done
 }
 
+# The StorageClass and PVs that do not exist yet; $1: names of existing PVs
+# and StorageClasses, one a line (so raising CLUSTER_PVS_* tops up a running
+# cluster).
 storage_yaml() {
-  cat <<EOF
+  local -A have=()
+  local name
+  while read -r name; do [[ -n "$name" ]] && have[$name]=1; done <<<"$1"
+  [[ -n "${have[storageclass/standard]:-}" ]] || cat <<EOF
 ---
 apiVersion: storage.k8s.io/v1
 kind: StorageClass
@@ -182,12 +196,14 @@ EOF
   for kind in rwo rwx; do
     if [[ $kind == rwo ]]; then mode=ReadWriteOnce count=$PVS_RWO; else mode=ReadWriteMany count=$PVS_RWX; fi
     for ((i = 1; i <= count; i++)); do
+      name="pv-$kind-$(printf '%04d' "$i")"
+      [[ -z "${have[persistentvolume/$name]:-}" ]] || continue
       cat <<EOF
 ---
 apiVersion: v1
 kind: PersistentVolume
 metadata:
-  name: pv-$kind-$(printf '%04d' "$i")
+  name: $name
   labels: {webcluster.test/pv: $kind}
 spec:
   storageClassName: standard
@@ -200,14 +216,49 @@ EOF
   done
 }
 
+ensure_storage() {
+  local existing yaml
+  existing="$(kubectl get storageclass,persistentvolume -o name --request-timeout=10s)" || die "listing PVs failed"
+  yaml="$(storage_yaml "$existing")"
+  [[ -n "$yaml" ]] || return 0
+  progress "creating $(grep -c '^kind: PersistentVolume$' <<<"$yaml" || true) PVs (wanted: $PVS_RWO RWO, $PVS_RWX RWX)"
+  kubectl create -f - >/dev/null <<<"$yaml"
+}
+
+# One `up`/`down` at a time per checkout (parallel test binaries, make -j).
+lock() {
+  mkdir -p "$CLUSTER_DIR"
+  exec 9>"$CLUSTER_DIR/cluster.lock"
+  if ! flock -n 9; then
+    progress "waiting for another hack/cluster.sh in this checkout"
+    flock 9
+  fi
+}
+
+# The PVs use reclaim policy Retain (no-provisioner has no deleter), so a
+# deleted claim leaves its PV Released. Make such PVs Available again so
+# repeated test runs and benchmarks on a long-lived cluster do not run out.
+recycle_released_pvs() {
+  local pvs
+  pvs="$(kubectl get pv --request-timeout=10s \
+    -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\n"}{end}')" || return 0
+  [[ -n "$pvs" ]] || return 0
+  progress "making $(wc -l <<<"$pvs") Released PVs Available again"
+  # shellcheck disable=SC2086
+  kubectl patch pv $pvs --type=json -p '[{"op":"remove","path":"/spec/claimRef"}]' >/dev/null ||
+    progress "warning: could not recycle every Released PV (recycled concurrently?)"
+}
+
 default_service_account() { kubectl get serviceaccount default -n default; }
 
 up() {
-  mkdir -p "$CLUSTER_DIR"
   progress "step 1/$STEPS: toolchain"
   toolchain
+  lock
   progress "step 2/$STEPS: checking for a running cluster"
-  if healthy; then
+  if healthy 30; then
+    recycle_released_pvs
+    ensure_storage
     progress "cluster '$CLUSTER_NAME' already running and healthy; nothing to do"
     echo "$KUBECONFIG_PATH"
     return 0
@@ -246,7 +297,7 @@ up() {
   nodes_yaml | kubectl create -f - >/dev/null
 
   progress "step 6/$STEPS: default StorageClass 'standard' and PVs ($PVS_RWO RWO, $PVS_RWX RWX, 100Gi each)"
-  storage_yaml | kubectl create -f - >/dev/null
+  ensure_storage
 
   progress "step 7/$STEPS: waiting for nodes to be Ready"
   wait_until "${#ZONES[@]} Ready nodes" 60 all_nodes_ready
@@ -258,6 +309,7 @@ up() {
 
 down() {
   toolchain
+  lock
   progress "stopping cluster '$CLUSTER_NAME'"
   delete_cluster
   progress "cluster '$CLUSTER_NAME' stopped"

@@ -8,4 +8,5 @@
 
 pub mod api;
 pub mod build;
+pub mod controller;
 pub mod render;

@@ -1,14 +1,21 @@
 //! The `webcluster-operator` command: print the CRD, render offline, or run the controller.
 
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use webcluster::controller::{self, Metrics, Settings};
 use webcluster::render;
 
 #[derive(Parser)]
-#[command(name = "webcluster-operator", version, about = "Runs PHP web applications on many nodes from one WebCluster manifest")]
+#[command(
+    name = "webcluster-operator",
+    version,
+    about = "Runs PHP web applications on many nodes from one WebCluster manifest"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,19 +31,49 @@ enum Command {
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
     },
+    /// Run the controller against the cluster of the current kubeconfig (or the in-cluster account).
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch only this namespace (all namespaces when empty).
+    #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
+    namespace: String,
+    /// WebClusters reconciled at the same time.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 8)]
+    concurrency: u16,
+    /// Seconds between two reconciles of an unchanged WebCluster.
+    #[arg(long, env = "RESYNC_SECONDS", default_value_t = 600)]
+    resync_seconds: u64,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
+    metrics_address: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter, for example `info` or `webcluster=debug,kube=info`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Crd => render::crd_yaml().map_err(|e| e.to_string()),
-        Command::Render { file } => read_input(&file).and_then(|yaml| render::render(&yaml).map_err(|e| e.to_string())),
+        Command::Crd => render::crd_yaml().map(|yaml| print!("{yaml}")).map_err(|e| e.to_string()),
+        Command::Render { file } => read_input(&file)
+            .and_then(|yaml| render::render(&yaml).map_err(|e| e.to_string()))
+            .map(|output| print!("{output}")),
+        Command::Run(args) => run(args),
     };
     match result {
-        Ok(output) => {
-            print!("{output}");
-            ExitCode::SUCCESS
-        }
+        Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
@@ -51,4 +88,54 @@ fn read_input(file: &PathBuf) -> Result<String, String> {
         return Ok(input);
     }
     std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
+}
+
+fn init_logging(args: &RunArgs) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).map_err(|e| format!("--log-level: {e}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    init_logging(&args)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let metrics = Metrics::shared();
+        let config = kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration: {e}"))?;
+        let client =
+            controller::counting_client(config, metrics.clone()).map_err(|e| format!("cannot create a client: {e}"))?;
+        let settings = Settings {
+            namespace: Some(args.namespace.clone()).filter(|ns| !ns.is_empty()),
+            concurrency: args.concurrency,
+            resync: Duration::from_secs(args.resync_seconds),
+        };
+        let server = tokio::spawn(controller::server::serve(args.metrics_address, metrics.clone()));
+        controller::run(client, settings, metrics, shutdown_signal()).await;
+        server.abort();
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                futures::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
 }

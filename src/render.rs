@@ -63,10 +63,7 @@ pub fn parse(yaml: &str) -> Result<Vec<WebCluster>, RenderError> {
 
 /// An object with an apiVersion outside `webcluster.io`.
 fn is_other_api_group(document: &Value) -> bool {
-    document
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .is_some_and(|version| !version.starts_with("webcluster.io/"))
+    document.get("apiVersion").and_then(Value::as_str).is_some_and(|version| !version.starts_with("webcluster.io/"))
 }
 
 fn parse_document(document: usize, mut value: Value) -> Result<WebCluster, RenderError> {

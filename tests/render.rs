@@ -15,7 +15,8 @@ fn read(path: &Path) -> String {
 /// Compares `actual` with a checked-in file; `UPDATE_GOLDEN=1` rewrites it instead.
 fn assert_matches_file(actual: &str, expected_path: &Path, regenerate_with: &str) {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(expected_path, actual).unwrap_or_else(|e| panic!("cannot write {}: {e}", expected_path.display()));
+        std::fs::write(expected_path, actual)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", expected_path.display()));
         return;
     }
     let expected = read(expected_path);
@@ -56,12 +57,17 @@ fn invalid_manifests_are_refused_with_the_field_named() {
     for entry in std::fs::read_dir(repo_path("tests/invalid")).expect("tests/invalid exists") {
         let path = entry.expect("readable entry").path();
         let input = read(&path);
-        let expected = input.lines().next().and_then(|l| l.strip_prefix("# expect: ")).expect("first line is `# expect: ...`");
+        let expected =
+            input.lines().next().and_then(|l| l.strip_prefix("# expect: ")).expect("first line is `# expect: ...`");
         match render::render(&input) {
             Ok(_) => panic!("{} was accepted; expected an error containing {expected:?}", path.display()),
             Err(error) => {
                 let message = error.to_string();
-                assert!(message.contains(expected), "{}: error {message:?} does not contain {expected:?}", path.display());
+                assert!(
+                    message.contains(expected),
+                    "{}: error {message:?} does not contain {expected:?}",
+                    path.display()
+                );
             }
         }
         checked += 1;
@@ -77,6 +83,7 @@ fn non_yaml_input_is_an_error_not_a_panic() {
 
 #[test]
 fn other_kinds_of_the_group_are_refused() {
-    let error = render::render("apiVersion: webcluster.io/v1alpha1\nkind: WebSite\nmetadata: {name: a}\n").expect_err("wrong kind");
+    let error = render::render("apiVersion: webcluster.io/v1alpha1\nkind: WebSite\nmetadata: {name: a}\n")
+        .expect_err("wrong kind");
     assert!(error.to_string().contains("kind: must be WebCluster"), "{error}");
 }

@@ -96,11 +96,11 @@ fn check_string(s: &str, schema: &Value, fail: &mut impl FnMut(String)) {
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64).filter(|max| length > *max) {
         fail(format!("must be at most {max} characters long"));
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.iter().any(|a| a.as_str() == Some(s)) {
-            let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
-            fail(format!("unsupported value {s:?}: allowed values are {}", names.join(", ")));
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.iter().any(|a| a.as_str() == Some(s))
+    {
+        let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+        fail(format!("unsupported value {s:?}: allowed values are {}", names.join(", ")));
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
         let matches = regex::Regex::new(pattern).map(|re| re.is_match(s)).unwrap_or(true);
@@ -152,10 +152,16 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
             fail(&format!("spec.jobs[{index}].name"), "names must be unique (the list is keyed by name)");
         }
         if job.schedule.split_whitespace().count() != 5 {
-            fail(&format!("spec.jobs[{index}].schedule"), "must be a 5-field cron expression (minute hour day-of-month month day-of-week)");
+            fail(
+                &format!("spec.jobs[{index}].schedule"),
+                "must be a 5-field cron expression (minute hour day-of-month month day-of-week)",
+            );
         }
         if name.len() + 1 + job.name.len() > MAX_CRONJOB_NAME_LENGTH {
-            fail(&format!("spec.jobs[{index}].name"), "'<webcluster name>-<job name>' must be at most 52 characters (a CronJob name limit)");
+            fail(
+                &format!("spec.jobs[{index}].name"),
+                "'<webcluster name>-<job name>' must be at most 52 characters (a CronJob name limit)",
+            );
         }
     }
     errors

@@ -36,7 +36,7 @@ pub fn objects(ctx: &Context, observed: &Observed) -> Vec<Child> {
     if let Some(pdb) = disruption_budget(ctx) {
         objects.push(pdb);
     }
-    if let Some(job) = migration_job(ctx) {
+    if let Some(job) = migration_job(ctx).filter(|_| observed.start_migration) {
         objects.push(job);
     }
     objects

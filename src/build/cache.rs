@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
-    VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -52,7 +51,12 @@ pub fn hosts(ctx: &Context, spec: &CacheSpec) -> Vec<String> {
     let port = port(spec.backend);
     match spec.backend {
         CacheBackend::Memcached => (0..spec.replicas)
-            .map(|i| format!("{}:{port}", ctx.pod_host(&format!("{}-{i}", names::cache(ctx.name)), &names::cache_headless(ctx.name))))
+            .map(|i| {
+                format!(
+                    "{}:{port}",
+                    ctx.pod_host(&format!("{}-{i}", names::cache(ctx.name)), &names::cache_headless(ctx.name))
+                )
+            })
             .collect(),
         CacheBackend::Redis => vec![format!("{}:{port}", ctx.service_host(&names::cache(ctx.name)))],
     }
@@ -151,7 +155,15 @@ fn container(ctx: &Context, spec: &CacheSpec) -> Container {
     let (image, command, env, mounts) = match spec.backend {
         CacheBackend::Memcached => (
             MEMCACHED_IMAGE,
-            vec!["memcached".into(), "-m".into(), spec.memory_mib.to_string(), "-c".into(), "4096".into(), "-p".into(), port.to_string()],
+            vec![
+                "memcached".into(),
+                "-m".into(),
+                spec.memory_mib.to_string(),
+                "-c".into(),
+                "4096".into(),
+                "-p".into(),
+                port.to_string(),
+            ],
             Vec::new(),
             Vec::new(),
         ),
@@ -167,7 +179,11 @@ fn container(ctx: &Context, spec: &CacheSpec) -> Container {
         image: Some(spec.image.clone().unwrap_or_else(|| image.into())),
         command: Some(command),
         env: (!env.is_empty()).then_some(env),
-        ports: Some(vec![ContainerPort { name: Some(software(spec).into()), container_port: port, ..ContainerPort::default() }]),
+        ports: Some(vec![ContainerPort {
+            name: Some(software(spec).into()),
+            container_port: port,
+            ..ContainerPort::default()
+        }]),
         readiness_probe: Some(tcp_probe(port, 5)),
         liveness_probe: Some(tcp_probe(port, 20)),
         resources: Some(spec.resources.clone().unwrap_or_else(|| memory_resources(spec.memory_mib))),
@@ -180,7 +196,10 @@ fn container(ctx: &Context, spec: &CacheSpec) -> Container {
 fn redis_env(ctx: &Context) -> Vec<EnvVar> {
     vec![
         plain("REDIS_PRIMARY_POD", &format!("{}-0", names::cache(ctx.name))),
-        plain("REDIS_PRIMARY_HOST", &ctx.pod_host(&format!("{}-0", names::cache(ctx.name)), &names::cache_headless(ctx.name))),
+        plain(
+            "REDIS_PRIMARY_HOST",
+            &ctx.pod_host(&format!("{}-0", names::cache(ctx.name)), &names::cache_headless(ctx.name)),
+        ),
         plain("REDIS_PORT", "6379"),
         plain("REDIS_CONFIG_DIR", REDIS_CONFIG_DIR),
         plain("REDIS_DATA_DIR", "/data"),
@@ -190,7 +209,12 @@ fn redis_env(ctx: &Context) -> Vec<EnvVar> {
 
 fn redis_mounts() -> Vec<VolumeMount> {
     vec![
-        VolumeMount { name: "config".into(), mount_path: REDIS_CONFIG_DIR.into(), read_only: Some(true), ..VolumeMount::default() },
+        VolumeMount {
+            name: "config".into(),
+            mount_path: REDIS_CONFIG_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
         VolumeMount { name: "data".into(), mount_path: "/data".into(), ..VolumeMount::default() },
     ]
 }
@@ -228,12 +252,17 @@ fn stateful_set(ctx: &Context, spec: &CacheSpec) -> Child {
     if spec.backend == CacheBackend::Redis {
         volumes.push(Volume {
             name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource { name: names::cache_config(ctx.name), ..ConfigMapVolumeSource::default() }),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names::cache_config(ctx.name),
+                ..ConfigMapVolumeSource::default()
+            }),
             ..Volume::default()
         });
         match &spec.persistence {
             Some(size) => claims.push(claim_template(ctx, "data", size, Component::Cache, "redis")),
-            None => volumes.push(Volume { name: "data".into(), empty_dir: Some(Default::default()), ..Volume::default() }),
+            None => {
+                volumes.push(Volume { name: "data".into(), empty_dir: Some(Default::default()), ..Volume::default() })
+            }
         }
     }
     StatefulSet {
@@ -244,7 +273,10 @@ fn stateful_set(ctx: &Context, spec: &CacheSpec) -> Child {
             selector: ctx.selector(Component::Cache),
             pod_management_policy: Some("Parallel".into()),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(ctx.labels(Component::Cache, software(spec))), ..ObjectMeta::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(ctx.labels(Component::Cache, software(spec))),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(PodSpec {
                     containers: vec![container(ctx, spec)],
                     volumes: (!volumes.is_empty()).then_some(volumes),

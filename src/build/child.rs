@@ -36,6 +36,11 @@ macro_rules! child_kinds {
                 match self { $(Child::$kind(_) => <$kind as k8s_openapi::Resource>::API_VERSION,)* }
             }
 
+            /// The object's API coordinates, for dynamic API calls.
+            pub fn api_resource(&self) -> kube::core::ApiResource {
+                match self { $(Child::$kind(_) => kube::core::ApiResource::erase::<$kind>(&()),)* }
+            }
+
             /// The object as JSON, with apiVersion and kind.
             pub fn to_json(&self) -> serde_json::Value {
                 let value = match self { $(Child::$kind(o) => serde_json::to_value(o),)* };
@@ -52,20 +57,29 @@ macro_rules! child_kinds {
     };
 }
 
-child_kinds!(
-    Secret,
-    ConfigMap,
-    PersistentVolumeClaim,
-    Service,
-    StatefulSet,
-    Deployment,
-    Job,
-    CronJob,
-    Ingress,
-    PodDisruptionBudget,
-    HorizontalPodAutoscaler,
-    NetworkPolicy,
-);
+/// Calls `$m!` with every kind the builder produces, so the controller's
+/// watches and the [`Child`] enum list the same kinds.
+#[macro_export]
+macro_rules! with_child_kinds {
+    ($m:ident) => {
+        $m!(
+            Secret,
+            ConfigMap,
+            PersistentVolumeClaim,
+            Service,
+            StatefulSet,
+            Deployment,
+            Job,
+            CronJob,
+            Ingress,
+            PodDisruptionBudget,
+            HorizontalPodAutoscaler,
+            NetworkPolicy,
+        );
+    };
+}
+
+with_child_kinds!(child_kinds);
 
 impl Child {
     /// The object's name.

@@ -60,22 +60,26 @@ fn generated_keys_of(spec: &WebClusterSpec) -> Vec<String> {
     keys
 }
 
-/// The generated Secret. Holds only values for keys the spec asks for, so a
-/// key whose value is missing from `observed` is simply absent (the controller
-/// generates every missing value before it builds).
-pub fn secret(ctx: &Context, observed: &Observed) -> Child {
+/// The generated Secret, when the spec needs one (a database or shared secrets).
+/// Holds only values for keys the spec asks for, so a key whose value is missing
+/// from `observed` is simply absent (the controller generates every missing
+/// value before it builds).
+pub fn secret(ctx: &Context, observed: &Observed) -> Option<Child> {
+    if ctx.spec.database.is_none() && ctx.spec.app.shared_secrets.is_empty() {
+        return None;
+    }
     let mut data: BTreeMap<String, String> = generated_keys_of(ctx.spec)
         .into_iter()
         .filter_map(|key| observed.generated.get(&key).map(|value| (key, value.clone())))
         .collect();
     data.extend(dsn_entries(ctx, observed));
-    Secret {
+    let secret = Secret {
         metadata: ctx.data_meta(names::credentials(ctx.name), Component::Credentials, "webcluster"),
         data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
         type_: Some("Opaque".into()),
         ..Secret::default()
-    }
-    .into()
+    };
+    Some(secret.into())
 }
 
 fn dsn_entries(ctx: &Context, observed: &Observed) -> BTreeMap<String, String> {
@@ -108,7 +112,14 @@ fn dsn_entries(ctx: &Context, observed: &Observed) -> BTreeMap<String, String> {
             (None, None) => continue,
         };
         let prefix = endpoint.key_prefix();
-        let parts = [("url", url), ("host", dsn.host), ("port", dsn.port), ("name", dsn.name), ("user", dsn.user), ("password", dsn.password)];
+        let parts = [
+            ("url", url),
+            ("host", dsn.host),
+            ("port", dsn.port),
+            ("name", dsn.name),
+            ("user", dsn.user),
+            ("password", dsn.password),
+        ];
         entries.extend(parts.into_iter().map(|(part, value)| (format!("{prefix}-{part}"), value)));
     }
     entries

@@ -204,7 +204,11 @@ fn container(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -
         image: Some(managed.image.clone().unwrap_or_else(|| default_image(engine).into())),
         command: Some(script("start.sh")),
         env: Some(script_env(ctx, engine, managed)),
-        ports: Some(vec![ContainerPort { name: Some(engine_name(engine).into()), container_port: db_port, ..ContainerPort::default() }]),
+        ports: Some(vec![ContainerPort {
+            name: Some(engine_name(engine).into()),
+            container_port: db_port,
+            ..ContainerPort::default()
+        }]),
         startup_probe: Some(startup),
         readiness_probe: Some(Probe {
             exec: Some(ExecAction { command: Some(script("probe.sh")) }),
@@ -217,7 +221,12 @@ fn container(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -
         resources: managed.resources.clone(),
         volume_mounts: Some(vec![
             VolumeMount { name: "data".into(), mount_path: data_dir(engine).into(), ..VolumeMount::default() },
-            VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..VolumeMount::default() },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
             VolumeMount { name: "run".into(), mount_path: SOCKET_DIR.into(), ..VolumeMount::default() },
         ]),
         security_context: Some(restricted_container()),
@@ -230,7 +239,10 @@ fn stateful_set(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase
     let volumes = vec![
         Volume {
             name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource { name: names::database_config(ctx.name), ..ConfigMapVolumeSource::default() }),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names::database_config(ctx.name),
+                ..ConfigMapVolumeSource::default()
+            }),
             ..Volume::default()
         },
         Volume { name: "run".into(), empty_dir: Some(Default::default()), ..Volume::default() },
@@ -244,7 +256,10 @@ fn stateful_set(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase
             // The primary (pod 0) first: replicas copy from it.
             pod_management_policy: Some("OrderedReady".into()),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(ctx.labels(Component::Database, software)), ..ObjectMeta::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(ctx.labels(Component::Database, software)),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(PodSpec {
                     containers: vec![container(ctx, engine, managed)],
                     volumes: Some(volumes),
@@ -255,7 +270,13 @@ fn stateful_set(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase
                     ..PodSpec::default()
                 }),
             },
-            volume_claim_templates: Some(vec![claim_template(ctx, "data", &managed.storage, Component::Database, software)]),
+            volume_claim_templates: Some(vec![claim_template(
+                ctx,
+                "data",
+                &managed.storage,
+                Component::Database,
+                software,
+            )]),
             persistent_volume_claim_retention_policy: claim_retention(ctx),
             ..StatefulSetSpec::default()
         },

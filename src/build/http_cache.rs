@@ -58,15 +58,33 @@ fn deployment(ctx: &Context, spec: &HttpCacheSpec) -> Child {
         name: "varnish".into(),
         image: Some(spec.image.clone().unwrap_or_else(|| VARNISH_IMAGE.into())),
         command: Some(
-            ["varnishd", "-F", "-f", "/etc/varnish/default.vcl", "-a", &format!(":{VARNISH_PORT}"), "-s", &format!("malloc,{}M", spec.memory_mib)]
-                .map(String::from)
-                .to_vec(),
+            [
+                "varnishd",
+                "-F",
+                "-f",
+                "/etc/varnish/default.vcl",
+                "-a",
+                &format!(":{VARNISH_PORT}"),
+                "-s",
+                &format!("malloc,{}M", spec.memory_mib),
+            ]
+            .map(String::from)
+            .to_vec(),
         ),
-        ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: VARNISH_PORT, ..ContainerPort::default() }]),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: VARNISH_PORT,
+            ..ContainerPort::default()
+        }]),
         readiness_probe: Some(tcp_probe(VARNISH_PORT, 5)),
         liveness_probe: Some(tcp_probe(VARNISH_PORT, 20)),
         volume_mounts: Some(vec![
-            VolumeMount { name: "vcl".into(), mount_path: "/etc/varnish".into(), read_only: Some(true), ..VolumeMount::default() },
+            VolumeMount {
+                name: "vcl".into(),
+                mount_path: "/etc/varnish".into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
             VolumeMount { name: "workdir".into(), mount_path: "/var/lib/varnish".into(), ..VolumeMount::default() },
         ]),
         security_context: Some(restricted_container()),
@@ -78,13 +96,19 @@ fn deployment(ctx: &Context, spec: &HttpCacheSpec) -> Child {
             replicas: Some(spec.replicas),
             selector: ctx.selector(Component::HttpCache),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(ctx.labels(Component::HttpCache, "varnish")), ..ObjectMeta::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(ctx.labels(Component::HttpCache, "varnish")),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(PodSpec {
                     containers: vec![container],
                     volumes: Some(vec![
                         Volume {
                             name: "vcl".into(),
-                            config_map: Some(ConfigMapVolumeSource { name: names::http_cache_config(ctx.name), ..ConfigMapVolumeSource::default() }),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: names::http_cache_config(ctx.name),
+                                ..ConfigMapVolumeSource::default()
+                            }),
                             ..Volume::default()
                         },
                         Volume { name: "workdir".into(), empty_dir: Some(Default::default()), ..Volume::default() },

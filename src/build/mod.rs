@@ -10,14 +10,16 @@ mod database;
 mod http_cache;
 mod jobs;
 pub mod meta;
-mod network;
 pub mod names;
+mod network;
 mod storage;
 mod wiring;
 
 use std::collections::BTreeMap;
 
+pub use cache::backend_name as cache_backend_name;
 pub use child::Child;
+pub use database::engine_name;
 pub use database::{ROLE_LABEL, ROLE_PRIMARY, ROLE_REPLICA, primary_pod};
 
 use crate::api::WebCluster;
@@ -37,6 +39,9 @@ pub struct Observed {
     pub serving_image: Option<String>,
     /// A migration Job is running: CronJobs are suspended meanwhile.
     pub migration_running: bool,
+    /// The migration Job of `spec.app.image` belongs in the desired state (the
+    /// controller holds it back until the database is ready).
+    pub start_migration: bool,
 }
 
 /// The external database's DSNs.
@@ -73,6 +78,7 @@ impl Observed {
             external_db,
             serving_image: Some(cluster.spec.app.image.clone()),
             migration_running: false,
+            start_migration: true,
         }
     }
 }
@@ -85,11 +91,19 @@ pub enum BuildError {
     MissingMetadata(&'static str),
 }
 
+/// Every cache node a client must know, as host:port (empty without a cache).
+pub fn cache_hosts(cluster: &WebCluster) -> Vec<String> {
+    match (meta::Context::new(cluster), &cluster.spec.cache) {
+        (Ok(ctx), Some(spec)) => cache::hosts(&ctx, spec),
+        _ => Vec::new(),
+    }
+}
+
 /// Every child object of `cluster`, in a stable order (dependencies first).
 pub fn build(cluster: &WebCluster, observed: &Observed) -> Result<Vec<Child>, BuildError> {
     let ctx = meta::Context::new(cluster)?;
     let mut children = Vec::new();
-    children.push(credentials::secret(&ctx, observed));
+    children.extend(credentials::secret(&ctx, observed));
     children.extend(storage::objects(&ctx));
     children.extend(cache::objects(&ctx));
     children.extend(database::objects(&ctx));

@@ -41,7 +41,10 @@ fn ingress(ctx: &Context) -> Option<Child> {
             spec: Some(IngressSpec {
                 ingress_class_name: spec.class_name.clone(),
                 tls: spec.tls.as_ref().map(|tls| {
-                    vec![IngressTLS { hosts: Some(vec![spec.host.clone()]), secret_name: Some(tls.secret_name.clone()) }]
+                    vec![IngressTLS {
+                        hosts: Some(vec![spec.host.clone()]),
+                        secret_name: Some(tls.secret_name.clone()),
+                    }]
                 }),
                 rules: Some(vec![IngressRule {
                     host: Some(spec.host.clone()),
@@ -74,7 +77,11 @@ fn policy(ctx: &Context, name: String, component: Component, port: i32) -> Child
         match_expressions: Some(vec![LabelSelectorRequirement {
             key: COMPONENT_LABEL.into(),
             operator: "In".into(),
-            values: Some([Component::App, Component::Migration, Component::Cron, component].map(|c| c.as_str().to_string()).to_vec()),
+            values: Some(
+                [Component::App, Component::Migration, Component::Cron, component]
+                    .map(|c| c.as_str().to_string())
+                    .to_vec(),
+            ),
         }]),
     };
     NetworkPolicy {
@@ -92,7 +99,6 @@ fn policy(ctx: &Context, name: String, component: Component, port: i32) -> Child
             }]),
             ..NetworkPolicySpec::default()
         }),
-        ..NetworkPolicy::default()
     }
     .into()
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSetPersistentVolumeClaimRetentionPolicy;
-use k8s_openapi::api::core::v1::{EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -42,7 +44,13 @@ fn claim_spec(access_mode: &str, size: &Quantity, storage_class_name: Option<Str
 }
 
 /// A StatefulSet's per-pod claim template.
-pub fn claim_template(ctx: &Context, name: &str, size: &VolumeSize, component: Component, software: &str) -> PersistentVolumeClaim {
+pub fn claim_template(
+    ctx: &Context,
+    name: &str,
+    size: &VolumeSize,
+    component: Component,
+    software: &str,
+) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(name.into()),

@@ -2,8 +2,7 @@
 //! the pod settings every app, migration and cron container gets alike.
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, PersistentVolumeClaimVolumeSource, PodSpec, SecretKeySelector,
-    Volume, VolumeMount,
+    Container, EnvVar, EnvVarSource, PersistentVolumeClaimVolumeSource, PodSpec, SecretKeySelector, Volume, VolumeMount,
 };
 
 use super::credentials::{DSN_PARTS, Endpoint, SHARED_PREFIX};

@@ -7,6 +7,8 @@ sql() {
   MYSQL_PWD="${DB_SUPERUSER_PASSWORD:?}" mariadb --protocol=socket -S "${DB_SOCKET_DIR:?}/mariadb.sock" -uroot -N -B -e "$1"
 }
 if [ "${DB_POD_NAME:?}" = "${DB_PRIMARY_POD:?}" ]; then
+  # start.sh marks the primary once its users and database are applied.
+  [ -e "$DB_SOCKET_DIR/primary-configured" ] || { echo "primary is not configured yet" >&2; exit 1; }
   [ "$(sql 'SELECT @@read_only')" = "0" ] || { echo "primary is read-only" >&2; exit 1; }
   exit 0
 fi

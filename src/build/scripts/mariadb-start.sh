@@ -6,6 +6,7 @@
 # Needs: DB_POD_NAME DB_PRIMARY_POD DB_PRIMARY_HOST DB_PORT DB_DATA_DIR
 #        DB_CONFIG_DIR DB_SOCKET_DIR DB_NAME DB_USER DB_PASSWORD
 #        DB_SUPERUSER_PASSWORD DB_REPLICATION_USER DB_REPLICATION_PASSWORD
+# Optional: DB_PRIMARY_PORT (default DB_PORT), DB_WAIT_SECONDS (default 300).
 set -eu
 : "${DB_POD_NAME:?}" "${DB_PRIMARY_POD:?}" "${DB_PRIMARY_HOST:?}" "${DB_PORT:?}" "${DB_DATA_DIR:?}"
 : "${DB_CONFIG_DIR:?}" "${DB_SOCKET_DIR:?}" "${DB_NAME:?}" "${DB_USER:?}" "${DB_PASSWORD:?}"
@@ -17,15 +18,23 @@ PRIMARY_PORT="${DB_PRIMARY_PORT:-$DB_PORT}"
 ORDINAL="${DB_POD_NAME##*-}"
 SERVER_ID=$((ORDINAL + 1))
 
+WAIT_SECONDS="${DB_WAIT_SECONDS:-300}"
+# Written once the primary's users and database are applied; the probe needs it.
+CONFIGURED="$DB_SOCKET_DIR/primary-configured"
+
 log() { echo "webcluster-db: $*" >&2; }
 
+# Passwords go through MYSQL_PWD or stdin, never through arguments.
 local_sql() { MYSQL_PWD="$DB_SUPERUSER_PASSWORD" mariadb --protocol=socket -S "$SOCKET" -uroot "$@"; }
+fresh_sql() { MYSQL_PWD='' mariadb --protocol=socket -S "$SOCKET" -uroot "$@"; }
 
+# Waits until the server answers; on fresh data root has no password yet.
 wait_local() {
   tries=0
-  until local_sql -e 'SELECT 1' >/dev/null 2>&1 || MYSQL_PWD='' mariadb --protocol=socket -S "$SOCKET" -uroot -e 'SELECT 1' >/dev/null 2>&1; do
+  until { [ "$fresh" = true ] && fresh_sql -e 'SELECT 1' >/dev/null 2>&1; } || local_sql -e 'SELECT 1' >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || { log "the server exited"; exit 1; }
     tries=$((tries + 1))
-    [ "$tries" -lt "${DB_WAIT_SECONDS:-300}" ] || { log "server did not start"; exit 1; }
+    [ "$tries" -lt "$WAIT_SECONDS" ] || { log "server did not start"; exit 1; }
     sleep 1
   done
 }
@@ -34,23 +43,44 @@ wait_primary() {
   tries=0
   until MYSQL_PWD="$DB_REPLICATION_PASSWORD" mariadb -h "$DB_PRIMARY_HOST" -P "$PRIMARY_PORT" -u"$DB_REPLICATION_USER" -e 'SELECT 1' >/dev/null 2>&1; do
     tries=$((tries + 1))
-    [ "$tries" -lt "${DB_WAIT_SECONDS:-300}" ] || { log "gave up waiting for the primary $DB_PRIMARY_HOST"; exit 1; }
+    [ "$tries" -lt "$WAIT_SECONDS" ] || { log "gave up waiting for the primary $DB_PRIMARY_HOST"; exit 1; }
     sleep 1
   done
 }
 
+# Runs the server in the background; SIGTERM (how Kubernetes stops a pod)
+# shuts it down cleanly.
 start_server() {
   mariadbd --defaults-file="$DB_CONFIG_DIR/my.cnf" --datadir="$DATADIR" --socket="$SOCKET" \
     --port="$DB_PORT" --server-id="$SERVER_ID" --pid-file="$DB_SOCKET_DIR/mariadb.pid" "$@" &
   pid=$!
-  trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+  trap 'kill -TERM "$pid" 2>/dev/null || true' TERM INT
   wait_local
 }
 
-# Sets the root password on a fresh data directory (root starts without one).
+# Waits for the server; exits with its status.
+wait_server() {
+  status=0
+  wait "$pid" || status=$?
+  if kill -0 "$pid" 2>/dev/null; then
+    # A trapped signal interrupted the wait: wait for the shutdown itself.
+    status=0
+    wait "$pid" || status=$?
+  fi
+  exit "$status"
+}
+
+# Sets the root password on a fresh data directory (root starts without one)
+# and drops the password-less root accounts for the host name.
+# Not binary-logged: every pod sets its own.
 secure_root() {
-  MYSQL_PWD='' mariadb --protocol=socket -S "$SOCKET" -uroot -e \
-    "ALTER USER root@localhost IDENTIFIED BY '$DB_SUPERUSER_PASSWORD'" 2>/dev/null || true
+  fresh_sql <<SQL
+SET sql_log_bin = 0;
+DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost';
+DELETE FROM mysql.proxies_priv WHERE User = 'root' AND Host <> 'localhost';
+FLUSH LOCAL PRIVILEGES;
+ALTER USER root@localhost IDENTIFIED BY '$DB_SUPERUSER_PASSWORD';
+SQL
 }
 
 # Idempotent: runs on every primary start so password or user changes take effect.
@@ -69,22 +99,28 @@ GRANT REPLICATION SLAVE, REPLICATION CLIENT, SLAVE MONITOR, BINLOG MONITOR, SELE
 SQL
 }
 
-# A new replica copies the primary's data with its GTID position, then follows it.
+# A new replica copies the primary's data with its GTID position, then follows
+# it. The copy is not binary-logged here, so this replica's binary log holds
+# only the primary's transactions (gtid_strict_mode) and the dump's
+# gtid_slave_pos does not conflict with it.
 seed_replica() {
   log "seeding from a dump of the primary $DB_PRIMARY_HOST"
+  seed="$DB_SOCKET_DIR/seed.sql"
   MYSQL_PWD="$DB_REPLICATION_PASSWORD" mariadb-dump -h "$DB_PRIMARY_HOST" -P "$PRIMARY_PORT" \
     -u"$DB_REPLICATION_USER" --all-databases --single-transaction --gtid --master-data=1 \
-    --routines --events --triggers > "$DB_SOCKET_DIR/seed.sql"
-  local_sql -e 'STOP SLAVE; RESET SLAVE ALL;' 2>/dev/null || true
-  local_sql < "$DB_SOCKET_DIR/seed.sql"
-  rm -f "$DB_SOCKET_DIR/seed.sql"
+    --routines --events --triggers > "$seed.part"
+  mv "$seed.part" "$seed"
+  local_sql -e 'STOP SLAVE' 2>/dev/null || true
+  local_sql -e 'RESET SLAVE ALL; RESET MASTER;'
+  { echo 'SET sql_log_bin = 0;'; cat "$seed"; } | local_sql
+  rm -f "$seed"
   # The dump replaced the users with the primary's, whose root password is the same.
-  local_sql -e 'FLUSH PRIVILEGES'
+  local_sql -e 'FLUSH LOCAL PRIVILEGES'
 }
 
 follow_primary() {
+  local_sql -e 'STOP SLAVE' 2>/dev/null || true
   local_sql <<SQL
-STOP SLAVE;
 CHANGE MASTER TO MASTER_HOST='$DB_PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT,
   MASTER_USER='$DB_REPLICATION_USER', MASTER_PASSWORD='$DB_REPLICATION_PASSWORD',
   MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5;
@@ -93,26 +129,28 @@ SQL
 }
 
 mkdir -p "$DB_DATA_DIR" "$DB_SOCKET_DIR"
+rm -f "$CONFIGURED"
 fresh=false
 if [ ! -d "$DATADIR/mysql" ]; then
   log "initialising $DATADIR"
-  mariadb-install-db --datadir="$DATADIR" --auth-root-authentication-method=normal \
-    --skip-test-db --skip-name-resolve >/dev/null
+  rm -rf "$DATADIR"
+  mariadb-install-db --no-defaults --datadir="$DATADIR" --auth-root-authentication-method=normal \
+    --skip-test-db --skip-name-resolve --skip-log-bin >/dev/null
   fresh=true
 fi
 if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then
   start_server --read-only=OFF
   [ "$fresh" = false ] || secure_root
   configure_primary
+  : > "$CONFIGURED"
   log "primary ready on port $DB_PORT"
 else
   start_server --read-only=ON
   [ "$fresh" = false ] || secure_root
   wait_primary
-  [ "$fresh" = false ] || seed_replica
+  # A replica whose seeding was interrupted has no seed marker yet: seed again.
+  [ -e "$DATADIR/webcluster-seeded" ] || { seed_replica; : > "$DATADIR/webcluster-seeded"; }
   follow_primary
   log "replica following $DB_PRIMARY_HOST"
 fi
-# The first wait returns when a trapped signal arrives; the second waits for the shutdown.
-wait "$pid" || true
-wait "$pid" 2>/dev/null || true
+wait_server

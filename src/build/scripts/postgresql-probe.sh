@@ -1,5 +1,6 @@
 #!/bin/sh
-# Readiness of a PostgreSQL pod. The primary is ready when it accepts writes;
+# Readiness of a PostgreSQL pod. The primary is ready when it accepts writes
+# (configured by start.sh, not in recovery, not read-only);
 # a replica while it streams from the primary and its replay lag is within
 # DB_MAX_LAG_SECONDS (no lag counts while it has replayed all it received).
 set -eu
@@ -7,7 +8,10 @@ query() {
   psql -X -tA -h "${DB_SOCKET_DIR:?}" -p "${DB_PORT:?}" -U postgres -d postgres -c "$1"
 }
 if [ "${DB_POD_NAME:?}" = "${DB_PRIMARY_POD:?}" ]; then
-  [ "$(query 'SELECT NOT pg_is_in_recovery()')" = "t" ] || { echo "primary is in recovery" >&2; exit 1; }
+  # start.sh marks the primary once its roles and database are applied.
+  [ -e "$DB_SOCKET_DIR/primary-configured" ] || { echo "primary is not configured yet" >&2; exit 1; }
+  [ "$(query "SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off'")" = "t" ] \
+    || { echo "primary does not accept writes" >&2; exit 1; }
   exit 0
 fi
 streaming=$(query "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")

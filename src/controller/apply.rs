@@ -1,0 +1,188 @@
+//! Server-side apply of the desired children, skipping those that still match
+//! what was applied last; pruning of children the spec no longer asks for; the
+//! role labels of database pods.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject};
+use kube::{Api, Client};
+use serde_json::json;
+
+use super::error::{Error, is_not_found, is_rejection};
+use super::metrics::Metrics;
+use super::stores::{ChildStores, database_pods};
+use crate::build::meta::{DATA_LABEL, MANAGER};
+use crate::build::{Child, ROLE_LABEL, ROLE_PRIMARY, ROLE_REPLICA, primary_pod};
+
+/// What one apply pass did.
+#[derive(Debug, Default)]
+pub struct ApplyOutcome {
+    /// Children written.
+    pub applied: usize,
+    /// Children that still matched and were left alone.
+    pub unchanged: usize,
+    /// Changes the API server refused, as messages for status and Events.
+    pub rejections: Vec<String>,
+}
+
+/// What was applied to one child, and the child's version right after.
+#[derive(Clone, Debug, PartialEq)]
+struct Applied {
+    hash: u64,
+    version: String,
+}
+
+type ChildKey = (&'static str, String, String);
+
+/// Applies children and remembers what it applied, so an unchanged child
+/// costs no request.
+pub struct Applier {
+    client: Client,
+    metrics: Arc<Metrics>,
+    applied: Mutex<HashMap<ChildKey, Applied>>,
+}
+
+/// The version that changes when someone else changes the child: the
+/// generation where the API server tracks it (status updates do not move it),
+/// the resourceVersion otherwise.
+fn version(meta: &ObjectMeta) -> String {
+    match meta.generation {
+        Some(generation) if generation > 0 => format!("g{generation}"),
+        _ => format!("r{}", meta.resource_version.clone().unwrap_or_default()),
+    }
+}
+
+fn hash_of(value: &serde_json::Value) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The cached child still carries the labels, annotations and owner the desired one has.
+fn metadata_matches(desired: &ObjectMeta, current: &ObjectMeta) -> bool {
+    let contains = |want: &Option<std::collections::BTreeMap<String, String>>,
+                    have: &Option<std::collections::BTreeMap<String, String>>| {
+        want.iter().flatten().all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+    };
+    let owners_match = desired
+        .owner_references
+        .iter()
+        .flatten()
+        .all(|o| current.owner_references.iter().flatten().any(|c| c.uid == o.uid));
+    contains(&desired.labels, &current.labels) && contains(&desired.annotations, &current.annotations) && owners_match
+}
+
+impl Applier {
+    /// An applier with an empty memory.
+    pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
+        Self { client, metrics, applied: Mutex::new(HashMap::new()) }
+    }
+
+    fn api(&self, resource: &ApiResource, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, resource)
+    }
+
+    fn remembered(&self, key: &ChildKey) -> Option<Applied> {
+        self.applied.lock().ok()?.get(key).cloned()
+    }
+
+    fn remember(&self, key: ChildKey, applied: Applied) {
+        if let Ok(mut memory) = self.applied.lock() {
+            memory.insert(key, applied);
+        }
+    }
+
+    /// Server-side applies every child that differs from what is cached.
+    /// Jobs are created once and never changed (their pod template is immutable).
+    pub async fn apply(
+        &self,
+        stores: &ChildStores,
+        children: &[Child],
+        namespace: &str,
+    ) -> Result<ApplyOutcome, Error> {
+        let mut outcome = ApplyOutcome::default();
+        for child in children {
+            let (kind, name) = (child.kind(), child.name().to_string());
+            let key = (kind, namespace.to_string(), name.clone());
+            let desired = child.to_json();
+            let hash = hash_of(&desired);
+            let current = stores.meta(kind, namespace, &name);
+            let unchanged = match (&current, self.remembered(&key)) {
+                (Some(_), _) if matches!(child, Child::Job(_)) => true,
+                (Some(meta), Some(last)) => {
+                    last.hash == hash && last.version == version(meta) && metadata_matches(child.meta(), meta)
+                }
+                _ => false,
+            };
+            if unchanged {
+                outcome.unchanged += 1;
+                continue;
+            }
+            let params = PatchParams::apply(MANAGER).force();
+            match self.api(&child.api_resource(), namespace).patch(&name, &params, &Patch::Apply(&desired)).await {
+                Ok(object) => {
+                    self.remember(key, Applied { hash, version: version(&object.metadata) });
+                    self.metrics.applied(kind);
+                    outcome.applied += 1;
+                }
+                Err(error) if is_rejection(&error) => outcome.rejections.push(format!("{kind} {name}: {error}")),
+                Err(error) => return Err(Error::api("apply", kind, namespace, &name, error)),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes children of the WebCluster `uid` that the spec no longer asks
+    /// for. Never data objects (claims, the generated Secret).
+    pub async fn prune(
+        &self,
+        stores: &ChildStores,
+        children: &[Child],
+        namespace: &str,
+        uid: &str,
+    ) -> Result<usize, Error> {
+        let desired: BTreeSet<(&str, &str)> = children.iter().map(|c| (c.kind(), c.name())).collect();
+        let mut deleted = 0;
+        for (resource, meta) in stores.controlled_by(namespace, uid) {
+            let name = meta.name.clone().unwrap_or_default();
+            let is_data = meta.labels.as_ref().and_then(|l| l.get(DATA_LABEL)).is_some_and(|v| v == "true");
+            if is_data || desired.contains(&(resource.kind.as_str(), name.as_str())) {
+                continue;
+            }
+            match self.api(&resource, namespace).delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {
+                    self.metrics.deleted(&resource.kind);
+                    deleted += 1;
+                }
+                Err(error) if is_not_found(&error) => {}
+                Err(error) => return Err(Error::api("delete", &resource.kind, namespace, &name, error)),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Labels each database pod with its role: the read-only Service selects replicas.
+    pub async fn label_database_pods(&self, stores: &ChildStores, namespace: &str, cluster: &str) -> Result<(), Error> {
+        let primary = primary_pod(cluster);
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), namespace);
+        for pod in database_pods(stores, namespace, cluster) {
+            let name = pod.name.clone().unwrap_or_default();
+            let role = if name == primary { ROLE_PRIMARY } else { ROLE_REPLICA };
+            if pod.labels.as_ref().and_then(|l| l.get(ROLE_LABEL)).map(String::as_str) == Some(role) {
+                continue;
+            }
+            let patch = json!({ "metadata": { "labels": { ROLE_LABEL: role } } });
+            match pods.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => {}
+                Err(error) if is_not_found(&error) => {}
+                Err(error) => return Err(Error::api("label", "Pod", namespace, &name, error)),
+            }
+        }
+        Ok(())
+    }
+}

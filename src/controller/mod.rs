@@ -1,0 +1,122 @@
+//! The controller: watches WebClusters and keeps their children as the builder
+//! describes them, then tells the truth in status.
+
+mod apply;
+pub mod error;
+mod events;
+pub mod metrics;
+mod observe;
+mod reconcile;
+mod rollout;
+mod secrets;
+pub mod server;
+mod status;
+mod stores;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Future, StreamExt};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+pub use error::Error;
+pub use metrics::Metrics;
+
+use crate::api::WebCluster;
+use crate::build::meta::MANAGER;
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Watch only this namespace; all namespaces when `None`.
+    pub namespace: Option<String>,
+    /// WebClusters reconciled at once.
+    pub concurrency: u16,
+    /// Time between two reconciles of an unchanged WebCluster.
+    pub resync: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { namespace: None, concurrency: 8, resync: Duration::from_secs(600) }
+    }
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    client: Client,
+    settings: Settings,
+    stores: stores::ChildStores,
+    applier: apply::Applier,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    /// Consecutive failures per WebCluster, for the backoff.
+    failures: Mutex<HashMap<(String, String), u32>>,
+    /// The child caches hold a full list (set once).
+    caches_ready: Arc<AtomicBool>,
+}
+
+/// A client that counts every request it sends in `metrics`.
+pub fn counting_client(config: kube::Config, metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    let layer = tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+        metrics.count_request(request.method());
+        request
+    });
+    Ok(builder.with_layer(&layer).build())
+}
+
+/// Runs the controller until `shutdown` resolves; the reconcile in flight finishes first.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (stores, triggers) = stores::ChildStores::watch(&client, settings.namespace.as_deref());
+    let clusters: Api<WebCluster> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let caches_ready = Arc::new(AtomicBool::new(false));
+    // The caches fill while the controller polls their watches; reconciles wait for them.
+    let waiting = tokio::spawn({
+        let (stores, caches_ready) = (stores.clone(), caches_ready.clone());
+        async move {
+            if stores.ready().await {
+                caches_ready.store(true, Ordering::Release);
+            }
+        }
+    });
+    let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        applier: apply::Applier::new(client.clone(), metrics.clone()),
+        client,
+        stores: stores.clone(),
+        settings: settings.clone(),
+        metrics,
+        failures: Mutex::new(HashMap::new()),
+        caches_ready,
+    });
+    let controller = Controller::new(clusters, watcher::Config::default().any_semantic())
+        .with_config(ControllerConfig::default().concurrency(settings.concurrency))
+        .reconcile_on(stores::merge(triggers))
+        .graceful_shutdown_on(shutdown);
+    tracing::info!("starting the controller");
+    controller
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile did not finish");
+            }
+        })
+        .await;
+    waiting.abort();
+    tracing::info!("controller stopped");
+}

@@ -1,0 +1,446 @@
+//! The controller on the real control plane: examples reach Ready, updates
+//! follow, drift is repaired, migrations gate rollouts, deletion honours the
+//! policy, an idle cluster costs no writes, a restart loses nothing.
+//! Each test runs its own operator, scoped to its own namespace.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use support::{TestNamespace, kubectl_ok, wait_for};
+use tokio::sync::oneshot;
+use webcluster::api::WebCluster;
+use webcluster::controller::{self, Metrics, Settings};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Installs the CRD once per test process.
+fn ensure_crd() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let crd = support::repo_root().join("crds/webcluster.yaml");
+        kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd.to_string_lossy()]);
+        kubectl_ok(&["wait", "--for", "condition=Established", "crd/webclusters.webcluster.io", "--timeout=60s"]);
+    });
+}
+
+/// An operator running in this process, watching one namespace.
+struct Operator {
+    metrics: Arc<Metrics>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Operator {
+    async fn start(namespace: &str) -> Self {
+        ensure_crd();
+        let metrics = Metrics::shared();
+        let config = support::cluster_config().await;
+        let client = controller::counting_client(config, metrics.clone()).expect("a counting client");
+        let settings = Settings { namespace: Some(namespace.into()), concurrency: 4, resync: Duration::from_secs(600) };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(client, settings, metrics.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Self { metrics, stop: Some(stop), task }
+    }
+
+    /// Stops gracefully (the reconcile in flight finishes).
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
+    }
+
+    /// Ends abruptly, as a killed process would.
+    fn kill(self) {
+        self.task.abort();
+    }
+}
+
+fn apply_file(namespace: &str, path: &str) {
+    let file = support::repo_root().join(path);
+    kubectl_ok(&["apply", "--server-side", "-n", namespace, "-f", &file.to_string_lossy()]);
+}
+
+async fn apply_yaml(ns: &TestNamespace, yaml: &str) {
+    let mut value: serde_json::Value = serde_saphyr::from_str(yaml).expect("test manifest is YAML");
+    value["metadata"]["namespace"] = json!(ns.name());
+    let name = value["metadata"]["name"].as_str().expect("a name").to_string();
+    ns.api::<WebCluster>()
+        .patch(&name, &PatchParams::apply("test").force(), &Patch::Apply(&value))
+        .await
+        .unwrap_or_else(|e| panic!("applying {name}: {e}"));
+}
+
+async fn condition(api: &Api<WebCluster>, name: &str, kind: &str) -> Option<(String, String, String)> {
+    let cluster = api.get_opt(name).await.ok()??;
+    let condition = cluster.status?.conditions.into_iter().find(|c| c.type_ == kind)?;
+    Some((condition.status, condition.reason, condition.message))
+}
+
+async fn wait_condition(ns: &TestNamespace, name: &str, kind: &str, status: &str) {
+    let api = ns.api::<WebCluster>();
+    wait_for(&format!("{kind}={status} on WebCluster {name}"), READY_TIMEOUT, || {
+        let api = api.clone();
+        async move { condition(&api, name, kind).await.is_some_and(|(s, _, _)| s == status) }
+    })
+    .await;
+}
+
+async fn wait_ready(ns: &TestNamespace, name: &str) {
+    wait_condition(ns, name, "Ready", "True").await;
+}
+
+async fn deployment_image(ns: &TestNamespace, name: &str) -> Option<String> {
+    let deployment = ns.api::<Deployment>().get_opt(name).await.ok()??;
+    deployment.spec.template.spec?.containers.first()?.image.clone()
+}
+
+/// Every object `render` lists for the example exists in the namespace.
+async fn assert_children_exist(ns: &TestNamespace, example: &str) {
+    let input = std::fs::read_to_string(support::repo_root().join(example)).expect("example readable");
+    let mut clusters = webcluster::render::parse(&input).expect("example parses");
+    for cluster in &mut clusters {
+        cluster.metadata.namespace = Some(ns.name().into());
+        let children =
+            webcluster::build::build(cluster, &webcluster::build::Observed::offline(cluster)).expect("builds");
+        for child in children {
+            let resource = child.api_resource();
+            let api: Api<kube::core::DynamicObject> = Api::namespaced_with(ns.client(), ns.name(), &resource);
+            assert!(
+                api.get_opt(child.name()).await.expect("get works").is_some(),
+                "{} {} of {example} does not exist",
+                child.kind(),
+                child.name()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_example_reaches_ready_with_its_figures() {
+    for (example, name) in [
+        ("examples/roundcube.yaml", "roundcube"),
+        ("examples/ezplatform.yaml", "ezplatform"),
+        ("examples/mosparo.yaml", "mosparo"),
+    ] {
+        let ns = TestNamespace::new(&format!("example-{name}")).await;
+        let operator = Operator::start(ns.name()).await;
+        apply_file(ns.name(), example);
+        wait_ready(&ns, name).await;
+        assert_children_exist(&ns, example).await;
+        let cluster = ns.api::<WebCluster>().get(name).await.expect("the WebCluster");
+        let status = cluster.status.clone().expect("a status");
+        let app = status.app.expect("app figures");
+        assert_eq!(app.ready_replicas, cluster.spec.app.replicas, "{example}: ready app replicas");
+        assert_eq!(app.image.as_deref(), Some(cluster.spec.app.image.as_str()));
+        let database = status.database.expect("database figures");
+        let managed = cluster.spec.database.as_ref().and_then(|d| d.managed.as_ref()).expect("managed database");
+        assert_eq!(database.ready_replicas, 1 + managed.replicas, "{example}: ready database pods");
+        assert_eq!(database.primary.as_deref(), Some(format!("{name}-db-0").as_str()));
+        let cache = status.cache.expect("cache figures");
+        let cache_spec = cluster.spec.cache.as_ref().expect("a cache");
+        assert_eq!(cache.ready_replicas, cache_spec.replicas);
+        assert_eq!(status.observed_generation, cluster.metadata.generation);
+        let table = kubectl_ok(&["get", "wc", "-n", ns.name()]);
+        assert!(table.contains(name) && table.contains("True"), "kubectl get wc shows it Ready:\n{table}");
+        operator.stop().await;
+    }
+}
+
+const SMALL: &str = r#"
+apiVersion: webcluster.io/v1alpha1
+kind: WebCluster
+metadata: {name: shop}
+spec:
+  app: {image: "shop:1", replicas: 2}
+  cache: {backend: memcached, replicas: 2}
+  httpCache: {}
+  jobs:
+    - {name: cleanup, schedule: "*/5 * * * *", command: [cleanup]}
+    - {name: report, schedule: "0 * * * *", command: [report]}
+"#;
+
+#[tokio::test]
+async fn children_follow_spec_updates_and_removed_ones_are_deleted() {
+    let ns = TestNamespace::new("updates").await;
+    let operator = Operator::start(ns.name()).await;
+    apply_yaml(&ns, SMALL).await;
+    wait_ready(&ns, "shop").await;
+
+    let updated = SMALL
+        .replace("shop:1", "shop:2")
+        .replace("replicas: 2}\n  cache", "replicas: 4}\n  cache")
+        .replace("*/5 * * * *", "*/10 * * * *")
+        .replace("backend: memcached", "backend: redis")
+        .replace("  httpCache: {}\n", "")
+        .replace("    - {name: report, schedule: \"0 * * * *\", command: [report]}\n", "");
+    apply_yaml(&ns, &updated).await;
+
+    let deployments = ns.api::<Deployment>();
+    wait_for("the app to run shop:2 with 4 replicas", READY_TIMEOUT, || {
+        let deployments = deployments.clone();
+        async move {
+            let Ok(Some(d)) = deployments.get_opt("shop-app").await else { return false };
+            d.spec.replicas == Some(4)
+                && d.spec.template.spec.and_then(|p| p.containers[0].image.clone()).as_deref() == Some("shop:2")
+        }
+    })
+    .await;
+    let cron_jobs = ns.api::<CronJob>();
+    wait_for("the cleanup schedule to change and the report CronJob to go", READY_TIMEOUT, || {
+        let cron_jobs = cron_jobs.clone();
+        async move {
+            let schedule = cron_jobs.get_opt("shop-cleanup").await.ok().flatten().map(|c| c.spec.schedule);
+            schedule.as_deref() == Some("*/10 * * * *") && matches!(cron_jobs.get_opt("shop-report").await, Ok(None))
+        }
+    })
+    .await;
+    let config_maps = ns.api::<ConfigMap>();
+    let sets = ns.api::<StatefulSet>();
+    wait_for("the cache to be redis and Varnish to be gone", READY_TIMEOUT, || {
+        let (config_maps, sets, deployments) = (config_maps.clone(), sets.clone(), deployments.clone());
+        async move {
+            let redis = sets
+                .get_opt("shop-cache")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.spec.template.spec?.containers[0].image.clone());
+            redis.is_some_and(|image| image.starts_with("redis"))
+                && matches!(config_maps.get_opt("shop-cache-config").await, Ok(Some(_)))
+                && matches!(deployments.get_opt("shop-http-cache").await, Ok(None))
+                && matches!(config_maps.get_opt("shop-http-cache-vcl").await, Ok(None))
+        }
+    })
+    .await;
+    wait_ready(&ns, "shop").await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn deleted_or_edited_children_are_restored() {
+    let ns = TestNamespace::new("drift").await;
+    let operator = Operator::start(ns.name()).await;
+    apply_yaml(&ns, SMALL).await;
+    wait_ready(&ns, "shop").await;
+
+    let services = ns.api::<Service>();
+    services.delete("shop-app", &DeleteParams::default()).await.expect("delete the app Service");
+    let deployments = ns.api::<Deployment>();
+    deployments
+        .patch("shop-app", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"replicas": 7}})))
+        .await
+        .expect("scale the Deployment by hand");
+    let config_maps = ns.api::<ConfigMap>();
+    config_maps
+        .patch(
+            "shop-http-cache-vcl",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"data": {"default.vcl": "vcl 4.1;"}})),
+        )
+        .await
+        .expect("edit the VCL by hand");
+
+    wait_for("the Service, the replica count and the VCL to be restored", Duration::from_secs(20), || {
+        let (services, deployments, config_maps) = (services.clone(), deployments.clone(), config_maps.clone());
+        async move {
+            let service = matches!(services.get_opt("shop-app").await, Ok(Some(_)));
+            let replicas = deployments.get_opt("shop-app").await.ok().flatten().and_then(|d| d.spec.replicas);
+            let vcl = config_maps
+                .get_opt("shop-http-cache-vcl")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|c| c.data?.get("default.vcl").cloned());
+            service && replicas == Some(2) && vcl.is_some_and(|v| v.contains("backend app"))
+        }
+    })
+    .await;
+    operator.stop().await;
+}
+
+const MIGRATING: &str = r#"
+apiVersion: webcluster.io/v1alpha1
+kind: WebCluster
+metadata: {name: blog}
+spec:
+  app:
+    image: "blog:1"
+    replicas: 2
+    migration: {command: [migrate]}
+  database: {engine: postgresql, managed: {replicas: 1}}
+  jobs:
+    - {name: cleanup, schedule: "*/5 * * * *", command: [cleanup]}
+"#;
+
+#[tokio::test]
+async fn a_successful_migration_runs_before_the_new_image_rolls_out() {
+    let ns = TestNamespace::new("migrate-ok").await;
+    let operator = Operator::start(ns.name()).await;
+    apply_yaml(&ns, MIGRATING).await;
+    wait_ready(&ns, "blog").await;
+    apply_yaml(&ns, &MIGRATING.replace("blog:1", "blog:2")).await;
+    wait_for("the app to run blog:2", READY_TIMEOUT, || async {
+        deployment_image(&ns, "blog-app").await.as_deref() == Some("blog:2")
+    })
+    .await;
+    wait_ready(&ns, "blog").await;
+
+    let job_name = webcluster::build::names::migration("blog", "blog:2");
+    let job = ns.api::<Job>().get(&job_name).await.expect("the migration Job of blog:2");
+    let finished = job.status.and_then(|s| s.completion_time).expect("the migration completed");
+    let replica_sets = ns.api::<ReplicaSet>().list(&ListParams::default()).await.expect("ReplicaSets");
+    let new = replica_sets
+        .items
+        .iter()
+        .find(|rs| {
+            rs.spec.template.as_ref().and_then(|t| t.spec.as_ref()?.containers[0].image.clone()).as_deref()
+                == Some("blog:2")
+        })
+        .expect("a ReplicaSet of blog:2");
+    let rolled_out = new.metadata.creation_timestamp.clone().expect("created");
+    assert!(
+        rolled_out.0 >= finished.0,
+        "blog:2 rolled out at {rolled_out:?}, before its migration finished at {finished:?}"
+    );
+    assert_eq!(
+        ns.api::<Job>()
+            .list(&ListParams::default().labels("app.kubernetes.io/component=migration"))
+            .await
+            .expect("jobs")
+            .items
+            .len(),
+        1,
+        "old migration Jobs are pruned"
+    );
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_migration_keeps_the_old_image_and_says_why() {
+    let ns = TestNamespace::new("migrate-fail").await;
+    let operator = Operator::start(ns.name()).await;
+    apply_yaml(&ns, MIGRATING).await;
+    wait_ready(&ns, "blog").await;
+    // The test cluster's kwok stages fail pods carrying this label.
+    let failing = MIGRATING
+        .replace("blog:1", "blog:2")
+        .replace("replicas: 2\n", "replicas: 2\n    pod: {labels: {webcluster.test/fail: \"true\"}}\n");
+    apply_yaml(&ns, &failing).await;
+    wait_condition(&ns, "blog", "MigrationComplete", "False").await;
+    let api = ns.api::<WebCluster>();
+    wait_for("MigrationComplete=False with reason Failed", READY_TIMEOUT, || {
+        let api = api.clone();
+        async move { condition(&api, "blog", "MigrationComplete").await.is_some_and(|(_, reason, _)| reason == "Failed") }
+    })
+    .await;
+    let (_, _, message) = condition(&api, "blog", "MigrationComplete").await.expect("the condition");
+    assert!(message.contains("previous image keeps serving"), "{message}");
+    assert_eq!(deployment_image(&ns, "blog-app").await.as_deref(), Some("blog:1"), "the old image keeps serving");
+    let (ready, _, _) = condition(&api, "blog", "Ready").await.expect("Ready");
+    assert_eq!(ready, "False");
+    operator.stop().await;
+}
+
+async fn data_objects_after_deletion(policy: &str) -> (usize, bool, bool) {
+    let ns = TestNamespace::new(&format!("delete-{}", policy.to_lowercase())).await;
+    let operator = Operator::start(ns.name()).await;
+    let manifest = format!(
+        "apiVersion: webcluster.io/v1alpha1\nkind: WebCluster\nmetadata: {{name: wiki}}\nspec:\n  app: {{image: 'wiki:1'}}\n  database: {{engine: mariadb, managed: {{replicas: 1}}}}\n  storage: {{volume: {{mounts: [{{path: /files}}]}}}}\n  deletionPolicy: {policy}\n"
+    );
+    apply_yaml(&ns, &manifest).await;
+    wait_ready(&ns, "wiki").await;
+    ns.api::<WebCluster>().delete("wiki", &DeleteParams::foreground()).await.expect("delete the WebCluster");
+    let deployments = ns.api::<Deployment>();
+    let sets = ns.api::<StatefulSet>();
+    wait_for("the workloads to be garbage-collected", READY_TIMEOUT, || {
+        let (deployments, sets) = (deployments.clone(), sets.clone());
+        async move {
+            deployments.list(&ListParams::default()).await.is_ok_and(|l| l.items.is_empty())
+                && sets.list(&ListParams::default()).await.is_ok_and(|l| l.items.is_empty())
+        }
+    })
+    .await;
+    // Give the garbage collector and the StatefulSet controller time to act on claims.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let claims = ns.api::<PersistentVolumeClaim>().list(&ListParams::default()).await.expect("claims");
+    let live_claims = claims.items.iter().filter(|c| c.metadata.deletion_timestamp.is_none()).count();
+    let secret = matches!(ns.api::<Secret>().get_opt("wiki-credentials").await, Ok(Some(s)) if s.metadata.deletion_timestamp.is_none());
+    let services = ns.api::<Service>().list(&ListParams::default()).await.expect("services").items.is_empty();
+    operator.stop().await;
+    (live_claims, secret, services)
+}
+
+#[tokio::test]
+async fn deletion_retains_data_unless_asked_to_delete_it() {
+    let (claims, secret, services_gone) = data_objects_after_deletion("Retain").await;
+    assert_eq!(claims, 3, "Retain keeps both database claims and the files claim");
+    assert!(secret, "Retain keeps the generated Secret");
+    assert!(services_gone, "everything else is garbage-collected");
+
+    let (claims, secret, services_gone) = data_objects_after_deletion("Delete").await;
+    assert_eq!(claims, 0, "Delete removes the claims");
+    assert!(!secret, "Delete removes the generated Secret");
+    assert!(services_gone);
+}
+
+#[tokio::test]
+async fn an_idle_web_cluster_costs_no_writes() {
+    let ns = TestNamespace::new("idle").await;
+    let operator = Operator::start(ns.name()).await;
+    apply_file(ns.name(), "examples/roundcube.yaml");
+    wait_ready(&ns, "roundcube").await;
+    // Let the last status update and its echo settle.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let cluster_before = ns.api::<WebCluster>().get("roundcube").await.expect("the WebCluster");
+    let writes_before = operator.metrics.writes();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let writes = operator.metrics.writes() - writes_before;
+    let cluster_after = ns.api::<WebCluster>().get("roundcube").await.expect("the WebCluster");
+    assert_eq!(writes, 0, "the operator wrote {writes} times in a minute of idling");
+    assert_eq!(cluster_before.resource_version(), cluster_after.resource_version(), "the status did not change");
+    operator.stop().await;
+}
+
+async fn secret_data(ns: &TestNamespace, name: &str) -> BTreeMap<String, String> {
+    let secret = ns.api::<Secret>().get(name).await.expect("the generated Secret");
+    secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect()
+}
+
+#[tokio::test]
+async fn a_restart_mid_reconcile_converges_without_losing_passwords() {
+    let ns = TestNamespace::new("restart").await;
+    let first = Operator::start(ns.name()).await;
+    apply_file(ns.name(), "examples/roundcube.yaml");
+    let secrets = ns.api::<Secret>();
+    wait_for("the generated Secret", READY_TIMEOUT, || {
+        let secrets = secrets.clone();
+        async move { matches!(secrets.get_opt("roundcube-credentials").await, Ok(Some(_))) }
+    })
+    .await;
+    let passwords = secret_data(&ns, "roundcube-credentials").await;
+    first.kill();
+
+    let second = Operator::start(ns.name()).await;
+    wait_ready(&ns, "roundcube").await;
+    let after = secret_data(&ns, "roundcube-credentials").await;
+    for key in ["db-password", "db-superuser-password", "db-replication-password", "shared.ROUNDCUBEMAIL_DES_KEY"] {
+        assert_eq!(passwords.get(key), after.get(key), "{key} changed across the restart");
+    }
+    let deployments = ns.api::<Deployment>().list(&ListParams::default()).await.expect("deployments");
+    assert_eq!(deployments.items.len(), 1, "one app Deployment");
+    let jobs = ns.api::<Job>().list(&ListParams::default()).await.expect("jobs");
+    assert_eq!(jobs.items.len(), 1, "one migration Job");
+    second.stop().await;
+}

@@ -1,0 +1,255 @@
+//! Shared harness for integration tests against the local control plane
+//! (`hack/cluster.sh`: real etcd, kube-apiserver, kube-controller-manager and
+//! kube-scheduler with kwok faking nodes and pods).
+//!
+//! Use from a test file with `mod support;`. Every test needs the cluster: a
+//! missing toolchain or a cluster that does not start FAILS the test with the
+//! script's output, it is never skipped.
+//!
+//! Set `KEEP_TEST_NAMESPACES=1` to keep each test's namespace for debugging.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// Label put on every namespace a test creates.
+pub const TEST_NAMESPACE_LABEL: &str = "webcluster.test/namespace";
+
+/// The repository root (where `hack/` and `.cluster/` live).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test cluster's kubeconfig, written by `hack/cluster.sh up`:
+/// `.cluster/kubeconfig`, or `$WEBCLUSTER_CLUSTER_DIR/kubeconfig` when that
+/// is set (the script honours the same variable).
+pub fn kubeconfig_path() -> PathBuf {
+    match std::env::var_os("WEBCLUSTER_CLUSTER_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("kubeconfig"),
+        _ => repo_root().join(".cluster/kubeconfig"),
+    }
+}
+
+fn run_script(script: &str, args: &[&str]) -> Result<Output, String> {
+    let output = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .map_err(|e| format!("could not run `bash {script}`: {e}"))?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(format!(
+            "`bash {script} {}` failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout),
+        ))
+    }
+}
+
+/// The folder with the pinned toolchain's binaries (`kubectl`, `kwokctl`, ...):
+/// the last line of `bash hack/toolchain.sh`, run once per test process.
+pub fn toolchain_bin() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let output = run_script("hack/toolchain.sh", &[])?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let last = stdout
+            .lines()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+            .ok_or_else(|| "hack/toolchain.sh printed no bin folder".to_string())?;
+        Ok(PathBuf::from(last.trim()))
+    });
+    match bin {
+        Ok(bin) => bin.clone(),
+        Err(e) => panic!("toolchain unavailable: {e}"),
+    }
+}
+
+/// Runs `bash hack/cluster.sh up` once per test process (a fast no-op when the
+/// cluster already runs). Panics with the script's output when it fails; every
+/// later caller panics with the same message.
+pub fn ensure_cluster() {
+    static UP: OnceLock<Result<(), String>> = OnceLock::new();
+    let up = UP.get_or_init(|| run_script("hack/cluster.sh", &["up"]).map(|_| ()));
+    if let Err(e) = up {
+        panic!("test cluster unavailable: {e}");
+    }
+}
+
+/// The kube config of the test cluster (starting it if needed).
+pub async fn cluster_config() -> Config {
+    ensure_cluster();
+    let path = kubeconfig_path();
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
+}
+
+/// A client for the test cluster, starting the cluster once per test process.
+pub async fn cluster() -> Client {
+    Client::try_from(cluster_config().await).expect("building a kube client for the test cluster")
+}
+
+/// Runs the toolchain's kubectl against the test cluster.
+pub fn kubectl(args: &[&str]) -> Output {
+    ensure_cluster();
+    let kubectl = toolchain_bin().join("kubectl");
+    Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", kubectl.display()))
+}
+
+/// Like [`kubectl`], but panics unless it succeeds; returns its stdout.
+pub fn kubectl_ok(args: &[&str]) -> String {
+    let output = kubectl(args);
+    assert!(
+        output.status.success(),
+        "kubectl {} failed ({}): {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Polls `check` every 200 ms until it returns true; panics naming `what`
+/// when `timeout` passes first.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        if start.elapsed() >= timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A DNS-1123 label `<prefix>-<random hex>`, at most 63 characters.
+pub fn unique_name(prefix: &str) -> String {
+    let mut clean: String =
+        prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    clean.truncate(50);
+    let clean = clean.trim_matches('-');
+    format!("{clean}-{:08x}", rand::random::<u32>())
+}
+
+/// A namespace `t-<test name>-<random>` that is deleted when dropped (the
+/// delete is sent from a separate thread with its own runtime; failures are
+/// printed, never panicked on).
+pub struct TestNamespace {
+    name: String,
+    client: Client,
+    config: Config,
+}
+
+impl TestNamespace {
+    /// Creates the namespace and waits for its `default` ServiceAccount (pods
+    /// are rejected until it exists).
+    pub async fn new(test_name: &str) -> Self {
+        let config = cluster_config().await;
+        let client = Client::try_from(config.clone()).expect("building a kube client");
+        let name = unique_name(&format!("t-{test_name}"));
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([(TEST_NAMESPACE_LABEL.to_string(), "true".to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        wait_for(&format!("the default ServiceAccount in namespace {name}"), Duration::from_secs(30), || {
+            let accounts = accounts.clone();
+            async move { matches!(accounts.get_opt("default").await, Ok(Some(_))) }
+        })
+        .await;
+        Self { name, client, config }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// An `Api` for a namespaced kind in this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::env::var_os("KEEP_TEST_NAMESPACES").is_some_and(|v| !v.is_empty() && v != "0") {
+            eprintln!("KEEP_TEST_NAMESPACES set: keeping namespace {}", self.name);
+            return;
+        }
+        // The test's runtime may be a current-thread runtime blocked in this
+        // very drop, so the delete must not use it (nor `self.client`, whose
+        // background worker lives there): a fresh client on a fresh runtime.
+        let name = self.name.clone();
+        let config = self.config.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new().name(format!("delete-ns-{name}")).spawn(move || {
+            let result = (|| -> Result<(), String> {
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+                runtime.block_on(async {
+                    let client = Client::try_from(config).map_err(|e| e.to_string())?;
+                    match Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                })
+            })();
+            if let Err(e) = result {
+                eprintln!("warning: deleting test namespace {name}: {e}");
+            }
+            let _ = done_tx.send(());
+        });
+        match spawned {
+            Ok(_) => {
+                if done_rx.recv_timeout(Duration::from_secs(15)).is_err() {
+                    eprintln!("warning: deleting test namespace {} timed out", self.name);
+                }
+            }
+            Err(e) => eprintln!("warning: could not spawn a thread to delete namespace {}: {e}", self.name),
+        }
+    }
+}
