@@ -24,3 +24,25 @@ generate:
 EXAMPLE ?= examples/roundcube.yaml
 render:
 	cargo run -q -j2 -- render -f $(EXAMPLE)
+
+.PHONY: test demo demo-down lint
+# Every test: formatting, lints, unit, golden, property, data-service and
+# integration tests on the local control plane (started if needed).
+test: toolchain cluster
+	@echo "[test] cargo fmt --check"
+	cargo fmt --check
+	@echo "[test] cargo clippy"
+	cargo clippy -q -j2 --all-targets -- -D warnings
+	@echo "[test] cargo test (integration tests use the cluster at .cluster/kubeconfig)"
+	cargo test -j2 --no-fail-fast -- --test-threads=6
+
+lint:
+	cargo fmt --check
+	cargo clippy -q -j2 --all-targets -- -D warnings
+
+demo:
+	bash hack/demo.sh
+
+demo-down:
+	-kill $$(cat .cluster/operator.pid) 2>/dev/null
+	bash hack/cluster.sh down

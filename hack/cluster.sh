@@ -179,7 +179,7 @@ storage_yaml() {
   local -A have=()
   local name
   while read -r name; do [[ -n "$name" ]] && have[$name]=1; done <<<"$1"
-  [[ -n "${have[storageclass/standard]:-}" ]] || cat <<EOF
+  [[ -n "${have[storageclass.storage.k8s.io/standard]:-}" ]] || cat <<EOF
 ---
 apiVersion: storage.k8s.io/v1
 kind: StorageClass

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use webcluster::controller::leader::{LeaseSettings, run_as_leader};
 use webcluster::controller::{self, Metrics, Settings};
 use webcluster::render;
 
@@ -55,6 +56,18 @@ struct RunArgs {
     /// Log filter, for example `info` or `webcluster=debug,kube=info`.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// Reconcile only while holding the Lease (run several replicas, one writes).
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "webcluster-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Seconds a Lease stays valid without renewal; a follower takes over after it.
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -114,9 +127,28 @@ fn run(args: RunArgs) -> Result<(), String> {
             resync: Duration::from_secs(args.resync_seconds),
         };
         let server = tokio::spawn(controller::server::serve(args.metrics_address, metrics.clone()));
-        controller::run(client, settings, metrics, shutdown_signal()).await;
+        let result = if args.leader_election {
+            let lease = LeaseSettings {
+                name: args.lease_name.clone(),
+                namespace: args.lease_namespace.clone(),
+                identity: identity(),
+                duration_seconds: args.lease_duration_seconds,
+            };
+            run_as_leader(client, settings, lease, metrics, shutdown_signal()).await.map_err(|e| e.to_string())
+        } else {
+            controller::run(client, settings, metrics, shutdown_signal()).await;
+            Ok(())
+        };
         server.abort();
-        Ok(())
+        result
+    })
+}
+
+/// The pod name, or host name and process id outside a pod.
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
     })
 }
 

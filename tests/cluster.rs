@@ -7,18 +7,16 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, ReplicaSet, StatefulSet, StatefulSetSpec,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, Node, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, PodSpec,
-    PodTemplateSpec, VolumeMount, VolumeResourceRequirements,
+    ConfigMap, Container, Node, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, PodSpec, PodTemplateSpec,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use support::{TestNamespace, cluster, kubectl_ok, wait_for};
 
@@ -65,10 +63,7 @@ fn job_spec(app: &str) -> JobSpec {
 }
 
 async fn pods_with_label(pods: &Api<Pod>, app: &str) -> Vec<Pod> {
-    pods.list(&ListParams::default().labels(&format!("app={app}")))
-        .await
-        .map(|list| list.items)
-        .unwrap_or_default()
+    pods.list(&ListParams::default().labels(&format!("app={app}"))).await.map(|list| list.items).unwrap_or_default()
 }
 
 fn phase(pod: &Pod) -> &str {
@@ -116,22 +111,13 @@ async fn deployment_becomes_ready_and_deleting_it_collects_replicasets_and_pods(
 
     deployments.create(&PostParams::default(), &deployment("web", 3)).await.unwrap();
     wait_for("Deployment web to have 3 ready replicas", Duration::from_secs(60), || async {
-        deployments
-            .get("web")
-            .await
-            .ok()
-            .and_then(|d| d.status)
-            .and_then(|s| s.ready_replicas)
-            == Some(3)
+        deployments.get("web").await.ok().and_then(|d| d.status).and_then(|s| s.ready_replicas) == Some(3)
     })
     .await;
     let running = pods_with_label(&pods, "web").await;
     assert_eq!(running.len(), 3);
     assert!(running.iter().all(|p| phase(p) == "Running"), "pods not Running");
-    assert!(
-        running.iter().all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()),
-        "pods not scheduled"
-    );
+    assert!(running.iter().all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()), "pods not scheduled");
     assert_eq!(replicasets.list(&ListParams::default()).await.unwrap().items.len(), 1);
 
     // Deleting the owner garbage-collects its ReplicaSet, which takes its pods.
@@ -183,14 +169,7 @@ async fn statefulset_with_volume_claim_template_binds_its_claim() {
     sets.create(&PostParams::default(), &set).await.unwrap();
 
     wait_for("PVC data-db-0 to be Bound", Duration::from_secs(60), || async {
-        claims
-            .get("data-db-0")
-            .await
-            .ok()
-            .and_then(|c| c.status)
-            .and_then(|s| s.phase)
-            .as_deref()
-            == Some("Bound")
+        claims.get("data-db-0").await.ok().and_then(|c| c.status).and_then(|s| s.phase).as_deref() == Some("Bound")
     })
     .await;
     wait_for("StatefulSet db to have 1 ready replica", Duration::from_secs(60), || async {
@@ -247,9 +226,9 @@ async fn wait_for_succeeded_job_pod(ns: &TestNamespace, app: &str, job_owner: &s
     })
     .await;
     wait_for(&format!("a Job of {job_owner} to complete"), Duration::from_secs(60), || async {
-        jobs.list(&ListParams::default()).await.is_ok_and(|l| {
-            l.items.iter().any(|j| j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1)
-        })
+        jobs.list(&ListParams::default())
+            .await
+            .is_ok_and(|l| l.items.iter().any(|j| j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1))
     })
     .await;
 }
@@ -287,8 +266,12 @@ async fn cronjob_starts_a_job_whose_pod_completes() {
 
     // The first run is at the next full minute.
     wait_for_succeeded_job_pod(&ns, "tick", "CronJob tick", Duration::from_secs(130)).await;
-    let owned_by_cronjob = jobs.list(&ListParams::default()).await.unwrap().items.iter().any(|job| {
-        job.owner_references().iter().any(|o| o.kind == "CronJob" && o.name == "tick")
-    });
+    let owned_by_cronjob = jobs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|job| job.owner_references().iter().any(|o| o.kind == "CronJob" && o.name == "tick"));
     assert!(owned_by_cronjob, "no Job owned by CronJob tick");
 }

@@ -4,6 +4,7 @@
 mod apply;
 pub mod error;
 mod events;
+pub mod leader;
 pub mod metrics;
 mod observe;
 mod reconcile;
