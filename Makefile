@@ -46,3 +46,8 @@ demo:
 demo-down:
 	-kill $$(cat .cluster/operator.pid) 2>/dev/null
 	bash hack/cluster.sh down
+
+.PHONY: chart
+# Copies the CRD into the chart and regenerates deploy/install.yaml (tests/chart.rs checks drift).
+chart:
+	bash hack/generate-install.sh

@@ -1,0 +1,99 @@
+//! The CRD on the real API server: it installs as a structural schema, explains
+//! itself, accepts every example and refuses the invalid corpus with the
+//! expected message (which proves the CEL rules and the schema, as offline
+//! tests cannot).
+
+mod support;
+
+use std::path::Path;
+
+use support::{TestNamespace, kubectl, kubectl_ok};
+
+fn install_crd() {
+    let crd = support::repo_root().join("crds/webcluster.yaml");
+    kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd.to_string_lossy()]);
+    kubectl_ok(&["wait", "--for", "condition=Established", "crd/webclusters.webcluster.io", "--timeout=60s"]);
+}
+
+#[tokio::test]
+async fn the_crd_is_structural_and_established() {
+    install_crd();
+    let conditions = kubectl_ok(&[
+        "get",
+        "crd",
+        "webclusters.webcluster.io",
+        "-o",
+        "jsonpath={range .status.conditions[*]}{.type}={.status}{\"\\n\"}{end}",
+    ]);
+    assert!(conditions.contains("Established=True"), "{conditions}");
+    assert!(conditions.contains("NamesAccepted=True"), "{conditions}");
+    assert!(!conditions.contains("NonStructuralSchema=True"), "{conditions}");
+}
+
+#[tokio::test]
+async fn kubectl_explain_teaches_the_api() {
+    install_crd();
+    let spec = kubectl_ok(&["explain", "webcluster.spec"]);
+    assert!(spec.contains("Shared sessions and cache"), "{spec}");
+    let managed = kubectl_ok(&["explain", "webcluster.spec.database.managed.replicas"]);
+    assert!(managed.contains("Read replicas following the primary"), "{managed}");
+}
+
+#[tokio::test]
+async fn every_example_applies_cleanly() {
+    install_crd();
+    let ns = TestNamespace::new("examples-apply").await;
+    for example in ["roundcube", "ezplatform", "mosparo"] {
+        let path = support::repo_root().join(format!("examples/{example}.yaml"));
+        let out = kubectl(&["apply", "--server-side", "-n", ns.name(), "-f", &path.to_string_lossy()]);
+        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[tokio::test]
+async fn the_api_server_refuses_every_invalid_manifest() {
+    install_crd();
+    let ns = TestNamespace::new("invalid").await;
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(support::repo_root().join("tests/invalid")).expect("tests/invalid") {
+        let path = entry.expect("entry").path();
+        let expected = expectation(&path);
+        let out = kubectl(&["apply", "--server-side", "-n", ns.name(), "-f", &path.to_string_lossy()]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            failures.push(format!("{}: accepted", path.display()));
+        } else if !stderr.contains(&expected) {
+            failures.push(format!("{}: {stderr:?} does not contain {expected:?}", path.display()));
+        }
+        checked += 1;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked >= 20, "only {checked} invalid manifests");
+}
+
+fn expectation(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("readable");
+    text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).expect("an expectation line").to_string()
+}
+
+#[tokio::test]
+async fn the_database_engine_cannot_change() {
+    install_crd();
+    let ns = TestNamespace::new("engine").await;
+    let manifest = |engine: &str| {
+        format!(
+            "apiVersion: webcluster.io/v1alpha1\nkind: WebCluster\nmetadata: {{name: shop, namespace: {}}}\nspec:\n  app: {{image: 'shop:1'}}\n  database: {{engine: {engine}, managed: {{}}}}\n",
+            ns.name()
+        )
+    };
+    let file = std::env::temp_dir().join(format!("{}-engine.yaml", ns.name()));
+    std::fs::write(&file, manifest("postgresql")).expect("write");
+    kubectl_ok(&["apply", "--server-side", "-f", &file.to_string_lossy()]);
+    std::fs::write(&file, manifest("mariadb")).expect("write");
+    let out = kubectl(&["apply", "--server-side", "-f", &file.to_string_lossy()]);
+    let _ = std::fs::remove_file(&file);
+    assert!(!out.status.success(), "the engine changed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("spec.database.engine: is immutable"), "{stderr}");
+}
