@@ -19,6 +19,7 @@ build:
 generate:
 	cargo run -q -j2 -- crd > crds/webcluster.yaml
 	UPDATE_GOLDEN=1 cargo test -q -j2 --test render
+	bash hack/generate-install.sh
 
 # Renders an example offline: make render EXAMPLE=examples/roundcube.yaml
 EXAMPLE ?= examples/roundcube.yaml

@@ -57,7 +57,27 @@ kind: KwokctlConfiguration
 options:
   bindAddress: 127.0.0.1
 EOF
+  append_stages >>"$KWOKCTL_CONFIG"
 }
+
+# kwok's own default stages (any stage in the config replaces them), read from
+# the pinned kwok module, plus the test stages in hack/kwok/.
+append_stages() {
+  local kwok_dir stage
+  kwok_dir="$(cd "$HACK_DIR/toolchain/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)" ||
+    die "cannot locate the kwok module (go list -m sigs.k8s.io/kwok)"
+  for stage in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    [[ -f "$kwok_dir/kustomize/stage/$stage" ]] || die "kwok stage $stage missing in $kwok_dir"
+    printf -- '---\n'
+    cat "$kwok_dir/kustomize/stage/$stage"
+  done
+  for stage in "$HACK_DIR"/kwok/*.yaml; do
+    printf -- '---\n'
+    cat "$stage"
+  done
+}
+
 kubectl() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 # All processes kwokctl started (pid files under the cluster folder).

@@ -16,8 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{
-    BASE_PATH, Rendered, Server, Session, TempDir, assert_no_secrets, free_port, postgres_bin_dir,
-    random_alphanumeric, report, require_program, run_as, run_bounded, summary, wait_until,
+    BASE_PATH, Rendered, Server, Session, TempDir, assert_no_secrets, free_port, postgres_bin_dir, random_alphanumeric,
+    report, require_program, run_as, run_bounded, summary, wait_until,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -88,11 +88,7 @@ impl Database {
             Engine::Postgresql => &["pg_hba.conf", "postgresql.conf", "probe.sh", "start.sh"],
             Engine::Mariadb => &["my.cnf", "probe.sh", "start.sh"],
         };
-        assert_eq!(
-            files.keys().map(String::as_str).collect::<Vec<_>>(),
-            expected,
-            "files of t-db-config"
-        );
+        assert_eq!(files.keys().map(String::as_str).collect::<Vec<_>>(), expected, "files of t-db-config");
         let config_dir = tmp.files("config", &files);
         Self {
             engine,
@@ -114,10 +110,7 @@ impl Database {
     fn env(&mut self, ordinal: usize) -> BTreeMap<String, String> {
         let pod = format!("t-db-{ordinal}");
         let mut env = self.rendered.pod_env("t-db", &pod);
-        assert_eq!(
-            env.get("DB_PRIMARY_POD").map(String::as_str),
-            Some("t-db-0")
-        );
+        assert_eq!(env.get("DB_PRIMARY_POD").map(String::as_str), Some("t-db-0"));
         let primary_port = self.port(0);
         let port = self.port(ordinal);
         let data = self.tmp.path.join(&pod).join("data");
@@ -132,10 +125,7 @@ impl Database {
         env.insert("DB_PORT".into(), port.to_string());
         env.insert("DB_DATA_DIR".into(), data.display().to_string());
         env.insert("DB_SOCKET_DIR".into(), run.display().to_string());
-        env.insert(
-            "DB_CONFIG_DIR".into(),
-            self.config_dir.display().to_string(),
-        );
+        env.insert("DB_CONFIG_DIR".into(), self.config_dir.display().to_string());
         env.insert("DB_WAIT_SECONDS".into(), "60".into());
         env.insert("PATH".into(), self.path.clone());
         env
@@ -144,10 +134,7 @@ impl Database {
     fn script(&mut self, ordinal: usize, script: &str) -> Command {
         let env = self.env(ordinal);
         let mut cmd = Command::new("/bin/sh");
-        cmd.arg(self.config_dir.join(script))
-            .env_clear()
-            .envs(env)
-            .current_dir(&self.tmp.path);
+        cmd.arg(self.config_dir.join(script)).env_clear().envs(env).current_dir(&self.tmp.path);
         cmd
     }
 
@@ -163,9 +150,7 @@ impl Database {
 
     /// Stops pod `ordinal` like Kubernetes does; true when it shut down on SIGTERM.
     fn stop(&mut self, ordinal: usize) -> bool {
-        self.servers
-            .remove(&ordinal)
-            .is_none_or(|mut server| server.stop(Duration::from_secs(30)))
+        self.servers.remove(&ordinal).is_none_or(|mut server| server.stop(Duration::from_secs(30)))
     }
 
     fn probe(&mut self, ordinal: usize) -> (bool, String) {
@@ -175,19 +160,12 @@ impl Database {
     }
 
     fn log_tail(&self, ordinal: usize) -> String {
-        self.servers
-            .get(&ordinal)
-            .map(Server::log_tail)
-            .unwrap_or_default()
+        self.servers.get(&ordinal).map(Server::log_tail).unwrap_or_default()
     }
 
     fn assert_running(&mut self, ordinal: usize) {
         let running = self.servers.get_mut(&ordinal).is_some_and(Server::running);
-        assert!(
-            running,
-            "t-db-{ordinal} exited; its log:\n{}",
-            self.log_tail(ordinal)
-        );
+        assert!(running, "t-db-{ordinal} exited; its log:\n{}", self.log_tail(ordinal));
     }
 
     fn wait_ready(&mut self, ordinal: usize, timeout: Duration) {
@@ -206,16 +184,12 @@ impl Database {
     }
 
     fn wait_unready(&mut self, ordinal: usize, timeout: Duration) -> bool {
-        wait_until(timeout, Duration::from_millis(300), || {
-            !self.probe(ordinal).0
-        })
+        wait_until(timeout, Duration::from_millis(300), || !self.probe(ordinal).0)
     }
 
     fn client(&self, program: &str) -> Command {
         let mut cmd = Command::new("stdbuf");
-        cmd.args(["-oL", "-eL", program])
-            .env_clear()
-            .env("PATH", &self.path);
+        cmd.args(["-oL", "-eL", program]).env_clear().env("PATH", &self.path);
         cmd
     }
 
@@ -232,21 +206,8 @@ impl Database {
         let cmd = match self.engine {
             Engine::Postgresql => {
                 let mut cmd = self.client("psql");
-                cmd.args([
-                    "-X",
-                    "-q",
-                    "-tA",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port,
-                    "-U",
-                    &user,
-                    "-d",
-                    &name,
-                ]);
-                cmd.env("PGPASSWORD", password)
-                    .env("PGCONNECT_TIMEOUT", "5");
+                cmd.args(["-X", "-q", "-tA", "-h", "127.0.0.1", "-p", &port, "-U", &user, "-d", &name]);
+                cmd.env("PGPASSWORD", password).env("PGCONNECT_TIMEOUT", "5");
                 cmd
             }
             Engine::Mariadb => {
@@ -275,23 +236,18 @@ impl Database {
     fn connect_within(&mut self, ordinal: usize, timeout: Duration) -> Session {
         let mut last = String::new();
         let mut session = None;
-        wait_until(timeout, Duration::from_millis(300), || {
-            match self.connect(ordinal) {
-                Ok(s) => {
-                    session = Some(s);
-                    true
-                }
-                Err(e) => {
-                    last = e;
-                    false
-                }
+        wait_until(timeout, Duration::from_millis(300), || match self.connect(ordinal) {
+            Ok(s) => {
+                session = Some(s);
+                true
+            }
+            Err(e) => {
+                last = e;
+                false
             }
         });
         session.unwrap_or_else(|| {
-            panic!(
-                "cannot connect to t-db-{ordinal} within {timeout:?}: {last}\nlog:\n{}",
-                self.log_tail(ordinal)
-            )
+            panic!("cannot connect to t-db-{ordinal} within {timeout:?}: {last}\nlog:\n{}", self.log_tail(ordinal))
         })
     }
 
@@ -319,34 +275,19 @@ impl Database {
             Engine::Mariadb => {
                 let mut cmd = self.client("mariadb");
                 let socket = format!("{}/mariadb.sock", env["DB_SOCKET_DIR"]);
-                cmd.args([
-                    "--no-defaults",
-                    "-n",
-                    "-B",
-                    "-N",
-                    "--force",
-                    "--protocol=socket",
-                    "-S",
-                    &socket,
-                    "-uroot",
-                ]);
+                cmd.args(["--no-defaults", "-n", "-B", "-N", "--force", "--protocol=socket", "-S", &socket, "-uroot"]);
                 cmd.env("MYSQL_PWD", &env["DB_SUPERUSER_PASSWORD"]);
                 cmd
             }
         };
         let mut session = Session::spawn(cmd).expect("admin session");
-        session
-            .value("SELECT 1;", 10 * SECOND)
-            .unwrap_or_else(|e| panic!("admin session to t-db-{ordinal}: {e}"));
+        session.value("SELECT 1;", 10 * SECOND).unwrap_or_else(|e| panic!("admin session to t-db-{ordinal}: {e}"));
         session
     }
 
     fn insert(&mut self, writer: &mut Session, id: i64) {
         writer
-            .query(
-                &format!("INSERT INTO items (id, note) VALUES ({id}, 'row {id}');"),
-                10 * SECOND,
-            )
+            .query(&format!("INSERT INTO items (id, note) VALUES ({id}, 'row {id}');"), 10 * SECOND)
             .unwrap_or_else(|e| panic!("insert {id} through the write DSN: {e}"));
     }
 
@@ -365,10 +306,7 @@ impl Database {
                 }
             }
             let s = session.as_mut().expect("session");
-            match s.value(
-                &format!("SELECT count(*) FROM items WHERE id = {id};"),
-                10 * SECOND,
-            ) {
+            match s.value(&format!("SELECT count(*) FROM items WHERE id = {id};"), 10 * SECOND) {
                 Ok(v) => v == "1",
                 Err(e) => {
                     last = e;
@@ -386,19 +324,12 @@ impl Database {
 
     fn count(&mut self, ordinal: usize) -> String {
         let mut session = self.connect_within(ordinal, 30 * SECOND);
-        session
-            .value("SELECT count(*) FROM items;", 10 * SECOND)
-            .expect("count rows")
+        session.value("SELECT count(*) FROM items;", 10 * SECOND).expect("count rows")
     }
 
     /// Median (and p90, max) time from a commit on the primary until the row
     /// shows on replica `ordinal`.
-    fn measure_lag(
-        &mut self,
-        writer: &mut Session,
-        ordinal: usize,
-        first_id: i64,
-    ) -> (f64, f64, f64) {
+    fn measure_lag(&mut self, writer: &mut Session, ordinal: usize, first_id: i64) -> (f64, f64, f64) {
         let mut reader = self.connect_within(ordinal, 30 * SECOND);
         let mut samples = Vec::new();
         for id in first_id..first_id + LAG_SAMPLES {
@@ -406,9 +337,7 @@ impl Database {
             let committed = Instant::now();
             let sql = format!("SELECT count(*) FROM items WHERE id = {id};");
             loop {
-                let v = reader
-                    .value(&sql, 10 * SECOND)
-                    .unwrap_or_else(|e| panic!("read on t-db-{ordinal}: {e}"));
+                let v = reader.value(&sql, 10 * SECOND).unwrap_or_else(|e| panic!("read on t-db-{ordinal}: {e}"));
                 if v == "1" {
                     break;
                 }
@@ -447,12 +376,7 @@ fn primary_and_replicas(engine: Engine) {
     db.start(0);
     db.wait_ready(0, READY_BOUND);
     let mut writer = db.connect_within(0, 30 * SECOND);
-    writer
-        .query(
-            "CREATE TABLE items (id INT PRIMARY KEY, note VARCHAR(100));",
-            10 * SECOND,
-        )
-        .expect("create table");
+    writer.query("CREATE TABLE items (id INT PRIMARY KEY, note VARCHAR(100));", 10 * SECOND).expect("create table");
     db.insert(&mut writer, 1);
 
     // Two replicas copy the primary and follow it.
@@ -481,35 +405,22 @@ fn primary_and_replicas(engine: Engine) {
     let repl_user = db.env(0)["DB_REPLICATION_USER"].clone();
     match engine {
         Engine::Mariadb => {
-            db.admin(2)
-                .query("STOP SLAVE;", 10 * SECOND)
-                .expect("stop slave");
+            db.admin(2).query("STOP SLAVE;", 10 * SECOND).expect("stop slave");
         }
         Engine::Postgresql => {
             // The primary refuses the replication user and drops t-db-2's stream.
             let sql = format!(
                 "ALTER ROLE \"{repl_user}\" NOLOGIN;\nSELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = 't-db-2';"
             );
-            db.admin(0)
-                .query(&sql, 10 * SECOND)
-                .expect("cut t-db-2's replication");
+            db.admin(0).query(&sql, 10 * SECOND).expect("cut t-db-2's replication");
         }
     }
-    assert!(
-        db.wait_unready(2, 15 * SECOND),
-        "probe of t-db-2 passes while its replication is stopped"
-    );
+    assert!(db.wait_unready(2, 15 * SECOND), "probe of t-db-2 passes while its replication is stopped");
     if engine == Engine::Postgresql {
         let sql = format!("ALTER ROLE \"{repl_user}\" LOGIN;");
-        db.admin(0)
-            .query(&sql, 10 * SECOND)
-            .expect("allow replication again");
+        db.admin(0).query(&sql, 10 * SECOND).expect("allow replication again");
     }
-    assert!(
-        db.stop(2),
-        "t-db-2 did not stop on SIGTERM:\n{}",
-        db.log_tail(2)
-    );
+    assert!(db.stop(2), "t-db-2 did not stop on SIGTERM:\n{}", db.log_tail(2));
     let (ok, _) = db.probe(2);
     assert!(!ok, "probe of a stopped replica passes");
     for id in 3..=20 {
@@ -535,19 +446,10 @@ fn primary_and_replicas(engine: Engine) {
         Engine::Postgresql => format!("ALTER ROLE \"{user}\" PASSWORD 'tampered';"),
         Engine::Mariadb => format!("ALTER USER '{user}'@'%' IDENTIFIED BY 'tampered';"),
     };
-    db.admin(0)
-        .query(&tamper, 10 * SECOND)
-        .expect("change the app password");
+    db.admin(0).query(&tamper, 10 * SECOND).expect("change the app password");
     drop(writer);
-    assert!(
-        db.connect(0).is_err(),
-        "the app connects with a wrong password"
-    );
-    assert!(
-        db.stop(0),
-        "the primary did not stop on SIGTERM:\n{}",
-        db.log_tail(0)
-    );
+    assert!(db.connect(0).is_err(), "the app connects with a wrong password");
+    assert!(db.stop(0), "the primary did not stop on SIGTERM:\n{}", db.log_tail(0));
     db.start(0);
     db.wait_ready(0, READY_BOUND);
     let mut writer = db.connect_within(0, 30 * SECOND);
@@ -562,11 +464,7 @@ fn primary_and_replicas(engine: Engine) {
     let mut logs = db.logs.clone();
     logs.sort();
     assert_no_secrets(&logs, &db.rendered.secrets);
-    report(&format!(
-        "{} scenario took {:.1} s",
-        engine.name(),
-        started.elapsed().as_secs_f64()
-    ));
+    report(&format!("{} scenario took {:.1} s", engine.name(), started.elapsed().as_secs_f64()));
 }
 
 #[test]
@@ -584,22 +482,11 @@ fn mariadb_primary_and_replicas() {
 fn wait_tcp(addr: &str, timeout: Duration, server: &mut Server) -> TcpStream {
     let mut stream = None;
     wait_until(timeout, Duration::from_millis(100), || {
-        assert!(
-            server.running(),
-            "{} exited:\n{}",
-            server.name,
-            server.log_tail()
-        );
+        assert!(server.running(), "{} exited:\n{}", server.name, server.log_tail());
         stream = TcpStream::connect(addr).ok();
         stream.is_some()
     });
-    let stream = stream.unwrap_or_else(|| {
-        panic!(
-            "{} does not listen on {addr}:\n{}",
-            server.name,
-            server.log_tail()
-        )
-    });
+    let stream = stream.unwrap_or_else(|| panic!("{} does not listen on {addr}:\n{}", server.name, server.log_tail()));
     stream.set_read_timeout(Some(10 * SECOND)).expect("timeout");
     stream.set_nodelay(true).expect("nodelay");
     stream
@@ -613,10 +500,7 @@ struct Memcached {
 
 impl Memcached {
     fn new(stream: TcpStream) -> Self {
-        Self {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            stream,
-        }
+        Self { reader: BufReader::new(stream.try_clone().expect("clone")), stream }
     }
 
     fn line(&mut self) -> String {
@@ -632,18 +516,12 @@ impl Memcached {
     }
 
     fn get(&mut self, key: &str) -> Option<String> {
-        self.stream
-            .write_all(format!("get {key}\r\n").as_bytes())
-            .expect("send");
+        self.stream.write_all(format!("get {key}\r\n").as_bytes()).expect("send");
         let header = self.line();
         if header == "END" {
             return None;
         }
-        let len: usize = header
-            .rsplit(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .expect("VALUE header");
+        let len: usize = header.rsplit(' ').next().and_then(|n| n.parse().ok()).expect("VALUE header");
         let mut data = vec![0; len + 2];
         self.reader.read_exact(&mut data).expect("value");
         assert_eq!(self.line(), "END");
@@ -660,12 +538,7 @@ struct Ring {
 fn hash32(text: &str, part: usize) -> u32 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(text.as_bytes());
-    u32::from_be_bytes([
-        digest[part * 4],
-        digest[part * 4 + 1],
-        digest[part * 4 + 2],
-        digest[part * 4 + 3],
-    ])
+    u32::from_be_bytes([digest[part * 4], digest[part * 4 + 1], digest[part * 4 + 2], digest[part * 4 + 3]])
 }
 
 impl Ring {
@@ -674,9 +547,7 @@ impl Ring {
             .iter()
             .enumerate()
             .flat_map(|(node, host)| {
-                (0..40).flat_map(move |i| {
-                    (0..4).map(move |part| (hash32(&format!("{host}-{i}"), part), node))
-                })
+                (0..40).flat_map(move |i| (0..4).map(move |part| (hash32(&format!("{host}-{i}"), part), node)))
             })
             .collect();
         points.sort();
@@ -693,44 +564,18 @@ impl Ring {
 #[test]
 fn memcached_sessions_across_nodes() {
     let memcached = require_program("memcached", "memcached");
-    let rendered = Rendered::new(&cluster_yaml(
-        "  cache:\n    backend: memcached\n    replicas: 2\n",
-    ));
-    let hosts: Vec<String> = rendered
-        .app_env("t-app", "WEBCLUSTER_CACHE_HOSTS")
-        .split(',')
-        .map(String::from)
-        .collect();
-    assert_eq!(
-        hosts.len(),
-        2,
-        "WEBCLUSTER_CACHE_HOSTS lists every node: {hosts:?}"
-    );
+    let rendered = Rendered::new(&cluster_yaml("  cache:\n    backend: memcached\n    replicas: 2\n"));
+    let hosts: Vec<String> = rendered.app_env("t-app", "WEBCLUSTER_CACHE_HOSTS").split(',').map(String::from).collect();
+    assert_eq!(hosts.len(), 2, "WEBCLUSTER_CACHE_HOSTS lists every node: {hosts:?}");
     let tmp = TempDir::new("memcached");
     let mut servers = Vec::new();
     let mut nodes = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
-        assert!(
-            host.starts_with(&format!("t-cache-{i}.")) && host.ends_with(":11211"),
-            "node {i} is {host}"
-        );
+        assert!(host.starts_with(&format!("t-cache-{i}.")) && host.ends_with(":11211"), "node {i} is {host}");
         let port = free_port();
         let mut cmd = Command::new(&memcached);
-        cmd.args([
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "0",
-            "-m",
-            "16",
-        ]);
-        let mut server = Server::spawn(
-            &format!("memcached {i}"),
-            cmd,
-            tmp.path.join(format!("memcached-{i}.log")),
-        );
+        cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-m", "16"]);
+        let mut server = Server::spawn(&format!("memcached {i}"), cmd, tmp.path.join(format!("memcached-{i}.log")));
         let stream = wait_tcp(&format!("127.0.0.1:{port}"), 10 * SECOND, &mut server);
         servers.push(server);
         nodes.push(Memcached::new(stream));
@@ -738,10 +583,7 @@ fn memcached_sessions_across_nodes() {
     let ring = Ring::new(&hosts);
     let sessions: Vec<(String, String)> = (0..200)
         .map(|i| {
-            (
-                format!("sess_{}", random_alphanumeric(26)),
-                format!("user|i:{i};token|s:{}", random_alphanumeric(16)),
-            )
+            (format!("sess_{}", random_alphanumeric(26)), format!("user|i:{i};token|s:{}", random_alphanumeric(16)))
         })
         .collect();
     for (key, value) in &sessions {
@@ -750,22 +592,11 @@ fn memcached_sessions_across_nodes() {
     let mut per_node = [0; 2];
     for (key, value) in &sessions {
         let node = ring.node(key);
-        assert_eq!(
-            nodes[node].get(key).as_deref(),
-            Some(value.as_str()),
-            "session {key} read back"
-        );
-        assert_eq!(
-            nodes[1 - node].get(key),
-            None,
-            "session {key} only on its node"
-        );
+        assert_eq!(nodes[node].get(key).as_deref(), Some(value.as_str()), "session {key} read back");
+        assert_eq!(nodes[1 - node].get(key), None, "session {key} only on its node");
         per_node[node] += 1;
     }
-    assert!(
-        per_node.iter().all(|&n| n > 20),
-        "keys land on both nodes: {per_node:?}"
-    );
+    assert!(per_node.iter().all(|&n| n > 20), "keys land on both nodes: {per_node:?}");
     // Another client from the same list agrees on every key.
     let other = Ring::new(&hosts);
     assert!(sessions.iter().all(|(k, _)| other.node(k) == ring.node(k)));
@@ -802,10 +633,7 @@ fn read_reply(stream: &mut BufReader<TcpStream>) -> String {
         }
         "*" => {
             let n = rest.parse::<usize>().unwrap_or(0);
-            (0..n)
-                .map(|_| read_reply(stream))
-                .collect::<Vec<_>>()
-                .join("\n")
+            (0..n).map(|_| read_reply(stream)).collect::<Vec<_>>().join("\n")
         }
         _ => panic!("unexpected redis reply {line}"),
     }
@@ -814,9 +642,7 @@ fn read_reply(stream: &mut BufReader<TcpStream>) -> String {
 #[test]
 fn redis_replica_follows_primary() {
     require_program("redis-server", "redis-server");
-    let rendered = Rendered::new(&cluster_yaml(
-        "  cache:\n    backend: redis\n    replicas: 2\n",
-    ));
+    let rendered = Rendered::new(&cluster_yaml("  cache:\n    backend: redis\n    replicas: 2\n"));
     let files = rendered.config_map("t-cache-config");
     assert!(
         files.contains_key("redis.conf") && files.contains_key("start.sh"),
@@ -831,10 +657,7 @@ fn redis_replica_follows_primary() {
     for (i, port) in ports.iter().enumerate() {
         let pod = format!("t-cache-{i}");
         let mut env = rendered.pod_env("t-cache", &pod);
-        assert_eq!(
-            env.get("REDIS_PRIMARY_POD").map(String::as_str),
-            Some("t-cache-0")
-        );
+        assert_eq!(env.get("REDIS_PRIMARY_POD").map(String::as_str), Some("t-cache-0"));
         let data = tmp.owned(&pod);
         env.insert("REDIS_PRIMARY_HOST".into(), "127.0.0.1".into());
         env.insert("REDIS_PRIMARY_PORT".into(), ports[0].to_string());
@@ -843,15 +666,8 @@ fn redis_replica_follows_primary() {
         env.insert("REDIS_DATA_DIR".into(), data.display().to_string());
         env.insert("PATH".into(), BASE_PATH.into());
         let mut cmd = Command::new("/bin/sh");
-        cmd.arg(config_dir.join("start.sh"))
-            .env_clear()
-            .envs(env)
-            .current_dir(&data);
-        let mut server = Server::spawn(
-            &format!("redis {pod}"),
-            cmd,
-            tmp.path.join(format!("{pod}.log")),
-        );
+        cmd.arg(config_dir.join("start.sh")).env_clear().envs(env).current_dir(&data);
+        let mut server = Server::spawn(&format!("redis {pod}"), cmd, tmp.path.join(format!("{pod}.log")));
         let stream = wait_tcp(&format!("127.0.0.1:{port}"), 10 * SECOND, &mut server);
         servers.push(server);
         clients.push(BufReader::new(stream));
@@ -871,12 +687,6 @@ fn redis_replica_follows_primary() {
         servers[1].log_tail()
     );
     let info = redis(replica, &["INFO", "replication"]);
-    assert!(
-        info.contains("role:slave") && info.contains("master_link_status:up"),
-        "replica state:\n{info}"
-    );
-    assert!(
-        redis(replica, &["SET", "x", "y"]).starts_with("-READONLY"),
-        "the replica accepts writes"
-    );
+    assert!(info.contains("role:slave") && info.contains("master_link_status:up"), "replica state:\n{info}");
+    assert!(redis(replica, &["SET", "x", "y"]).starts_with("-READONLY"), "the replica accepts writes");
 }

@@ -149,7 +149,10 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
     let mut seen = BTreeSet::new();
     for (index, job) in spec.jobs.iter().enumerate() {
         if !seen.insert(job.name.as_str()) {
-            fail(&format!("spec.jobs[{index}].name"), &format!("duplicate entries for name {:?}: the list is keyed by name", job.name));
+            fail(
+                &format!("spec.jobs[{index}].name"),
+                &format!("duplicate entries for name {:?}: the list is keyed by name", job.name),
+            );
         }
         if job.schedule.split_whitespace().count() != 5 {
             fail(

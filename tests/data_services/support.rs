@@ -39,16 +39,15 @@ pub struct Rendered {
 impl Rendered {
     /// Renders the single WebCluster in `yaml`.
     pub fn new(yaml: &str) -> Self {
-        let clusters = webcluster::render::parse(yaml)
-            .unwrap_or_else(|e| panic!("test WebCluster does not parse: {e}"));
+        let clusters =
+            webcluster::render::parse(yaml).unwrap_or_else(|e| panic!("test WebCluster does not parse: {e}"));
         let cluster = clusters.into_iter().next().expect("one WebCluster");
         let mut observed = Observed::offline(&cluster);
         for value in observed.generated.values_mut() {
             *value = random_alphanumeric(32);
         }
         let secrets = observed.generated.values().cloned().collect();
-        let children =
-            webcluster::build::build(&cluster, &observed).expect("the WebCluster builds");
+        let children = webcluster::build::build(&cluster, &observed).expect("the WebCluster builds");
         Self { children, secrets }
     }
 
@@ -69,13 +68,9 @@ impl Rendered {
 
     /// A value of a rendered Secret.
     pub fn secret_value(&self, name: &str, key: &str) -> String {
-        let Child::Secret(secret) = self.child("Secret", name) else {
-            unreachable!()
-        };
+        let Child::Secret(secret) = self.child("Secret", name) else { unreachable!() };
         let data = secret.data.as_ref().expect("secret data");
-        let bytes = data
-            .get(key)
-            .unwrap_or_else(|| panic!("secret {name} has no key {key}"));
+        let bytes = data.get(key).unwrap_or_else(|| panic!("secret {name} has no key {key}"));
         String::from_utf8(bytes.0.clone()).expect("utf-8 secret")
     }
 
@@ -85,46 +80,29 @@ impl Rendered {
             Child::Deployment(d) => d.spec.template.spec.clone(),
             _ => None,
         };
-        spec.expect("pod spec")
-            .containers
-            .into_iter()
-            .next()
-            .expect("a container")
+        spec.expect("pod spec").containers.into_iter().next().expect("a container")
     }
 
     /// The environment the first container of a StatefulSet's pod `pod` gets:
     /// literal values, Secret keys resolved, `metadata.name` = `pod`.
     pub fn pod_env(&self, stateful_set: &str, pod: &str) -> BTreeMap<String, String> {
         let container = self.first_container("StatefulSet", stateful_set);
-        container
-            .env
-            .unwrap_or_default()
-            .iter()
-            .map(|var| (var.name.clone(), self.resolve(var, pod)))
-            .collect()
+        container.env.unwrap_or_default().iter().map(|var| (var.name.clone(), self.resolve(var, pod))).collect()
     }
 
     /// A literal environment variable of the app Deployment.
     pub fn app_env(&self, deployment: &str, name: &str) -> String {
         let container = self.first_container("Deployment", deployment);
         let env = container.env.unwrap_or_default();
-        let var = env
-            .iter()
-            .find(|v| v.name == name)
-            .unwrap_or_else(|| panic!("the app has no {name}"));
-        var.value
-            .clone()
-            .unwrap_or_else(|| panic!("{name} is not a literal value"))
+        let var = env.iter().find(|v| v.name == name).unwrap_or_else(|| panic!("the app has no {name}"));
+        var.value.clone().unwrap_or_else(|| panic!("{name} is not a literal value"))
     }
 
     fn resolve(&self, var: &EnvVar, pod: &str) -> String {
         if let Some(value) = &var.value {
             return value.clone();
         }
-        let from = var
-            .value_from
-            .as_ref()
-            .unwrap_or_else(|| panic!("{} has no value", var.name));
+        let from = var.value_from.as_ref().unwrap_or_else(|| panic!("{} has no value", var.name));
         if let Some(secret) = &from.secret_key_ref {
             return self.secret_value(&secret.name, &secret.key);
         }
@@ -138,9 +116,7 @@ impl Rendered {
 /// A random value from the operator's alphabet of generated values.
 pub fn random_alphanumeric(len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 // ---------------------------------------------------------------- binaries
@@ -155,10 +131,7 @@ pub fn require(path: &str, package: &str) {
 
 /// Like [`require`] for a program looked up in [`BASE_PATH`].
 pub fn require_program(program: &str, package: &str) -> PathBuf {
-    let found = BASE_PATH
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.exists());
+    let found = BASE_PATH.split(':').map(|dir| Path::new(dir).join(program)).find(|p| p.exists());
     found.unwrap_or_else(|| {
         panic!("`{program}` is missing: install the Debian package `{package}` (apt-get install -y --no-install-recommends {package}; see hack/apt-packages.txt)")
     })
@@ -197,9 +170,7 @@ pub struct RunAs {
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// See [`RunAs`].
@@ -224,19 +195,14 @@ pub fn run_as() -> RunAs {
                 ])
                 .status();
             assert!(
-                created.is_ok_and(|s| s.success())
-                    || command_output("id", &["-u", TEST_USER]).is_some(),
+                created.is_ok_and(|s| s.success()) || command_output("id", &["-u", TEST_USER]).is_some(),
                 "cannot create the user {TEST_USER} (useradd from the Debian package `passwd`)"
             );
         }
         let id = |flag: &str| -> u32 {
-            command_output("id", &[flag, TEST_USER])
-                .and_then(|s| s.parse().ok())
-                .expect("id of the test user")
+            command_output("id", &[flag, TEST_USER]).and_then(|s| s.parse().ok()).expect("id of the test user")
         };
-        RunAs {
-            ids: Some((id("-u"), id("-g"))),
-        }
+        RunAs { ids: Some((id("-u"), id("-g"))) }
     })
 }
 
@@ -309,11 +275,7 @@ impl Drop for TempDir {
 pub fn free_port() -> u16 {
     static USED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         if USED.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
             return port;
         }
@@ -323,10 +285,7 @@ pub fn free_port() -> u16 {
 // ---------------------------------------------------------------- processes
 
 fn signal(target: &str, sig: &str) {
-    let _ = Command::new("kill")
-        .args([sig, "--", target])
-        .stderr(Stdio::null())
-        .status();
+    let _ = Command::new("kill").args([sig, "--", target]).stderr(Stdio::null()).status();
 }
 
 /// Runs `cmd` to completion within `timeout` (killed after it); stdout and
@@ -334,13 +293,9 @@ fn signal(target: &str, sig: &str) {
 pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> (bool, String) {
     let log = tempfile_path("run");
     let file = fs::File::create(&log).expect("log file");
-    cmd.stdin(Stdio::null())
-        .stdout(file.try_clone().expect("dup"))
-        .stderr(file);
+    cmd.stdin(Stdio::null()).stdout(file.try_clone().expect("dup")).stderr(file);
     cmd.process_group(0);
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -378,30 +333,16 @@ pub struct Server {
 impl Server {
     /// Spawns `cmd` as the server user, output appended to `log`.
     pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Self {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        cmd.stdin(Stdio::null())
-            .stdout(file.try_clone().expect("dup"))
-            .stderr(file);
+        let file = fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
+        cmd.stdin(Stdio::null()).stdout(file.try_clone().expect("dup")).stderr(file);
         run_as().apply(&mut cmd);
-        let process = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self {
-            name: name.to_string(),
-            process: Some(process),
-            log,
-        }
+        let process = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self { name: name.to_string(), process: Some(process), log }
     }
 
     /// Whether the process still runs.
     pub fn running(&mut self) -> bool {
-        self.process
-            .as_mut()
-            .is_some_and(|p| p.try_wait().ok().flatten().is_none())
+        self.process.as_mut().is_some_and(|p| p.try_wait().ok().flatten().is_none())
     }
 
     /// The end of the log, for failure messages.
@@ -473,13 +414,8 @@ impl Session {
     pub fn spawn(mut cmd: Command) -> Result<Self, String> {
         let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
         let writer2 = writer.try_clone().map_err(|e| e.to_string())?;
-        cmd.stdin(Stdio::piped())
-            .stdout(writer)
-            .stderr(writer2)
-            .process_group(0);
-        let mut process = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+        cmd.stdin(Stdio::piped()).stdout(writer).stderr(writer2).process_group(0);
+        let mut process = cmd.spawn().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
         drop(cmd);
         let stdin = process.stdin.take().expect("stdin");
         let (tx, lines) = channel();
@@ -491,12 +427,7 @@ impl Session {
                 }
             }
         });
-        Ok(Self {
-            process,
-            stdin,
-            lines,
-            marker: 0,
-        })
+        Ok(Self { process, stdin, lines, marker: 0 })
     }
 
     /// Runs `sql` (complete statements ending with `;`) and returns the output
@@ -524,11 +455,7 @@ impl Session {
                 }
             }
         }
-        if out.iter().any(|l| l.contains("ERROR")) {
-            Err(out.join("\n"))
-        } else {
-            Ok(out)
-        }
+        if out.iter().any(|l| l.contains("ERROR")) { Err(out.join("\n")) } else { Ok(out) }
     }
 
     /// The single value a query prints.
@@ -567,16 +494,8 @@ pub fn summary(mut samples: Vec<Duration>) -> (f64, f64, f64) {
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let n = samples.len();
-    let median = if n % 2 == 1 {
-        ms(samples[n / 2])
-    } else {
-        (ms(samples[n / 2 - 1]) + ms(samples[n / 2])) / 2.0
-    };
-    (
-        median,
-        ms(samples[(n * 9 / 10).min(n - 1)]),
-        ms(samples[n - 1]),
-    )
+    let median = if n % 2 == 1 { ms(samples[n / 2]) } else { (ms(samples[n / 2 - 1]) + ms(samples[n / 2])) / 2.0 };
+    (median, ms(samples[(n * 9 / 10).min(n - 1)]), ms(samples[n - 1]))
 }
 
 /// Prints a line that shows even when the test harness captures output.
@@ -589,11 +508,7 @@ pub fn assert_no_secrets(logs: &[PathBuf], secrets: &[String]) {
     for log in logs {
         let text = fs::read_to_string(log).unwrap_or_default();
         for secret in secrets {
-            assert!(
-                !text.contains(secret.as_str()),
-                "{} shows a generated password",
-                log.display()
-            );
+            assert!(!text.contains(secret.as_str()), "{} shows a generated password", log.display());
         }
     }
 }

@@ -1,0 +1,745 @@
+//! The Helm chart (`charts/webcluster-operator`), `deploy/install.yaml` and the
+//! least-privilege RBAC: lint, drift, no wildcards, server dry-run, install /
+//! upgrade / uninstall, and the operator binary reaching Ready with nothing but
+//! the chart's ServiceAccount token.
+
+mod support;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use kube::config::Kubeconfig;
+use serde_json::Value;
+use support::{TestNamespace, kubectl, kubectl_ok, repo_root, toolchain_bin, unique_name, wait_for};
+use webcluster::api::WebCluster;
+
+const CHART: &str = "charts/webcluster-operator";
+const CHART_NAME: &str = "webcluster-operator";
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------
+// helpers
+
+fn helm_command(args: &[&str]) -> Command {
+    let mut command = Command::new(toolchain_bin().join("helm"));
+    command.args(args).current_dir(repo_root());
+    command
+}
+
+fn describe(what: &str, output: &Output) -> String {
+    format!(
+        "{what} failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    )
+}
+
+/// Runs helm offline (lint, template); panics unless it succeeds; returns stdout.
+fn helm_ok(args: &[&str]) -> String {
+    let output = helm_command(args).output().expect("running helm");
+    assert!(output.status.success(), "{}", describe(&format!("helm {}", args.join(" ")), &output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs helm against the test cluster.
+fn helm_cluster(args: &[&str]) -> Output {
+    support::ensure_cluster();
+    let kubeconfig = support::kubeconfig_path();
+    helm_command(&[&["--kubeconfig", &kubeconfig.to_string_lossy()], args].concat()).output().expect("running helm")
+}
+
+fn helm_cluster_ok(args: &[&str]) -> String {
+    let output = helm_cluster(args);
+    assert!(output.status.success(), "{}", describe(&format!("helm {}", args.join(" ")), &output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `helm template <release> <chart> --namespace <namespace> <extra>`.
+fn template(release: &str, namespace: &str, extra: &[&str]) -> String {
+    helm_ok(&[&["template", release, CHART, "--namespace", namespace], extra].concat())
+}
+
+/// The objects of a multi-document YAML stream (empty documents dropped).
+fn documents(yaml: &str) -> Vec<Value> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).expect("rendered YAML parses");
+    docs.into_iter().filter(|doc| doc.is_object()).collect()
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|doc| doc["kind"] == kind).collect()
+}
+
+fn name_of(doc: &Value) -> &str {
+    doc["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// The name of the chart's namespaced objects for a release (Helm's usual fullname).
+fn fullname(release: &str) -> String {
+    if release.contains(CHART_NAME) { release.to_string() } else { format!("{release}-{CHART_NAME}") }
+}
+
+/// A unique temporary folder, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> Self {
+        let path = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&path).expect("creating a temp folder");
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Installs the CRD once per test process (other test files may have done it already).
+fn ensure_crd() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let crd = repo_root().join("crds/webcluster.yaml");
+        kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd.to_string_lossy()]);
+        kubectl_ok(&["wait", "--for", "condition=Established", "crd/webclusters.webcluster.io", "--timeout=60s"]);
+    });
+}
+
+/// A Helm release in a test namespace, uninstalled when dropped (its ClusterRole
+/// and ClusterRoleBinding would outlive the namespace otherwise). Declare it
+/// after the namespaces so it is dropped first.
+struct Release {
+    name: String,
+    namespace: String,
+    installed: bool,
+}
+
+impl Release {
+    fn install(namespace: &str, extra: &[&str]) -> Self {
+        ensure_crd();
+        let name = unique_name("wco");
+        helm_cluster_ok(&[&["install", &name, CHART, "--namespace", namespace], extra].concat());
+        Self { name, namespace: namespace.to_string(), installed: true }
+    }
+
+    fn fullname(&self) -> String {
+        fullname(&self.name)
+    }
+
+    /// Name of the release's cluster-scoped objects (and of the workload Role).
+    fn cluster_name(&self) -> String {
+        format!("{}-{}", self.fullname(), self.namespace)
+    }
+
+    fn uninstall(&mut self) {
+        if std::mem::take(&mut self.installed) {
+            helm_cluster_ok(&["uninstall", &self.name, "--namespace", &self.namespace, "--wait", "--timeout", "60s"]);
+        }
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if std::mem::take(&mut self.installed) {
+            let output = helm_cluster(&["uninstall", &self.name, "--namespace", &self.namespace]);
+            if !output.status.success() {
+                eprintln!("warning: {}", describe(&format!("helm uninstall {}", self.name), &output));
+            }
+        }
+    }
+}
+
+fn exists(args: &[&str]) -> bool {
+    let output = kubectl(&[&["get"], args, &["-o", "name", "--ignore-not-found"]].concat());
+    assert!(output.status.success(), "{}", describe(&format!("kubectl get {}", args.join(" ")), &output));
+    !String::from_utf8_lossy(&output.stdout).trim().is_empty()
+}
+
+fn get_json(args: &[&str]) -> Value {
+    serde_json::from_str(&kubectl_ok(&[&["get"], args, &["-o", "json"]].concat())).expect("kubectl prints JSON")
+}
+
+fn container_env(deployment: &Value, name: &str) -> Option<Value> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .map(|e| e.get("value").cloned().unwrap_or_else(|| e["valueFrom"].clone()))
+}
+
+// ---------------------------------------------------------------------------
+// offline checks
+
+#[test]
+fn chart_lints_cleanly() {
+    helm_ok(&["lint", CHART]);
+    helm_ok(&["lint", "--strict", CHART]);
+    helm_ok(&["lint", "--strict", CHART, "--set", "watchNamespace=foo"]);
+    helm_ok(&[
+        "lint",
+        "--strict",
+        CHART,
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "replicaCount=1",
+    ]);
+    // The schema rejects what the templates would otherwise render wrongly.
+    for bad in ["replicaCount=two", "logFormat=xml", "unknownValue=1", "watchNamespace=Not_A_Namespace"] {
+        let output = helm_command(&["lint", "--strict", CHART, "--set", bad]).output().expect("running helm");
+        assert!(!output.status.success(), "helm lint accepted --set {bad}");
+    }
+}
+
+#[test]
+fn chart_crd_is_an_exact_copy() {
+    let root = repo_root();
+    let crd = std::fs::read_to_string(root.join("crds/webcluster.yaml")).expect("crds/webcluster.yaml");
+    let copy = std::fs::read_to_string(root.join(CHART).join("crds/webcluster.yaml"))
+        .expect("charts/webcluster-operator/crds/webcluster.yaml");
+    assert!(
+        crd == copy,
+        "charts/webcluster-operator/crds/webcluster.yaml drifted from crds/webcluster.yaml: run `make chart`"
+    );
+}
+
+#[test]
+fn install_yaml_is_what_the_generator_writes() {
+    let out = TempDir::new("generate-install");
+    let output = Command::new("bash")
+        .arg("hack/generate-install.sh")
+        .arg(out.path())
+        .env("HELM", toolchain_bin().join("helm"))
+        .current_dir(repo_root())
+        .output()
+        .expect("running hack/generate-install.sh");
+    assert!(output.status.success(), "{}", describe("hack/generate-install.sh", &output));
+    let generated = std::fs::read_to_string(out.path().join("deploy/install.yaml")).expect("generated install.yaml");
+    let committed = std::fs::read_to_string(repo_root().join("deploy/install.yaml")).expect("deploy/install.yaml");
+    assert!(generated == committed, "deploy/install.yaml drifted from the chart: run `make chart`");
+    let crd = std::fs::read_to_string(out.path().join(CHART).join("crds/webcluster.yaml")).expect("generated CRD");
+    assert_eq!(crd, std::fs::read_to_string(repo_root().join("crds/webcluster.yaml")).expect("crds/webcluster.yaml"));
+
+    // Deterministic: a second run writes the same bytes.
+    let again = TempDir::new("generate-install");
+    let output = Command::new("bash")
+        .arg("hack/generate-install.sh")
+        .arg(again.path())
+        .env("HELM", toolchain_bin().join("helm"))
+        .current_dir(repo_root())
+        .output()
+        .expect("running hack/generate-install.sh");
+    assert!(output.status.success(), "{}", describe("hack/generate-install.sh", &output));
+    let second = std::fs::read_to_string(again.path().join("deploy/install.yaml")).expect("generated install.yaml");
+    assert!(generated == second, "hack/generate-install.sh is not deterministic");
+
+    // The Namespace first, then the CRD, then the chart.
+    let docs = documents(&committed);
+    assert_eq!(docs[0]["kind"], "Namespace");
+    assert_eq!(name_of(&docs[0]), "webcluster-system");
+    assert_eq!(docs[1]["kind"], "CustomResourceDefinition");
+    for doc in &docs[2..] {
+        if doc["kind"] != "ClusterRole" && doc["kind"] != "ClusterRoleBinding" {
+            assert_eq!(doc["metadata"]["namespace"], "webcluster-system", "{} {}", doc["kind"], name_of(doc));
+        }
+    }
+}
+
+fn assert_no_wildcards(docs: &[Value], context: &str) {
+    let roles: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole").collect();
+    assert!(!roles.is_empty(), "{context}: no roles rendered");
+    for role in roles {
+        let rules = role["rules"].as_array().unwrap_or_else(|| panic!("{context}: {} has no rules", name_of(role)));
+        assert!(!rules.is_empty());
+        for rule in rules {
+            for field in ["verbs", "resources", "apiGroups", "resourceNames", "nonResourceURLs"] {
+                for item in rule[field].as_array().into_iter().flatten() {
+                    let item = item.as_str().expect("RBAC rule entries are strings");
+                    assert!(
+                        !item.contains('*'),
+                        "{context}: {} {} has a wildcard in {field}: {rule}",
+                        role["kind"],
+                        name_of(role)
+                    );
+                }
+            }
+            assert!(rule["verbs"].as_array().is_some_and(|v| !v.is_empty()), "{context}: a rule without verbs");
+        }
+    }
+}
+
+#[test]
+fn rbac_has_no_wildcards_and_follows_watch_namespace() {
+    // All namespaces: a ClusterRole(+Binding) for the workload, a Role for the Lease.
+    let docs = documents(&template("rel", "ops", &[]));
+    assert_no_wildcards(&docs, "default values");
+    let cluster_roles = of_kind(&docs, "ClusterRole");
+    assert_eq!(cluster_roles.len(), 1);
+    assert_eq!(name_of(cluster_roles[0]), "rel-webcluster-operator-ops", "cluster-scoped names hold the namespace");
+    assert_eq!(name_of(of_kind(&docs, "ClusterRoleBinding")[0]), "rel-webcluster-operator-ops");
+    let roles = of_kind(&docs, "Role");
+    assert_eq!(roles.len(), 1, "only the leader-election Role");
+    assert_eq!(roles[0]["metadata"]["namespace"], "ops");
+    let lease_rules = roles[0]["rules"].as_array().expect("rules");
+    assert!(lease_rules.iter().all(|r| r["apiGroups"] == serde_json::json!(["coordination.k8s.io"])));
+    assert!(lease_rules.iter().all(|r| r["resources"] == serde_json::json!(["leases"])));
+    let workload = serde_json::to_string(&cluster_roles[0]["rules"]).expect("JSON");
+    assert!(!workload.contains("leases"), "leases belong to the namespaced Role only");
+
+    // One namespace: a Role(+Binding) there instead, no cluster-scoped object.
+    let docs = documents(&template("rel", "ops", &["--set", "watchNamespace=foo"]));
+    assert_no_wildcards(&docs, "watchNamespace=foo");
+    assert!(of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty());
+    let roles = of_kind(&docs, "Role");
+    assert_eq!(roles.len(), 2);
+    let workload = roles.iter().find(|r| r["metadata"]["namespace"] == "foo").expect("a Role in foo");
+    let binding = of_kind(&docs, "RoleBinding")
+        .into_iter()
+        .find(|r| r["metadata"]["namespace"] == "foo")
+        .expect("a RoleBinding in foo");
+    assert_eq!(binding["roleRef"]["name"], workload["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["namespace"], "ops");
+    let deployment = of_kind(&docs, "Deployment")[0];
+    assert_eq!(container_env(deployment, "WATCH_NAMESPACE"), Some(Value::from("foo")));
+
+    // Everything switched on still has no wildcard.
+    let docs = documents(&template(
+        "rel",
+        "ops",
+        &["--set", "serviceMonitor.enabled=true", "--set", "networkPolicy.enabled=true"],
+    ));
+    assert_no_wildcards(&docs, "all options");
+    assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
+    assert_eq!(of_kind(&docs, "NetworkPolicy").len(), 1);
+}
+
+#[test]
+fn deployment_is_restricted_and_elects_a_leader() {
+    let docs = documents(&template("webcluster-operator", "ops", &[]));
+    assert!(of_kind(&docs, "ServiceMonitor").is_empty() && of_kind(&docs, "NetworkPolicy").is_empty());
+    let deployment = of_kind(&docs, "Deployment")[0];
+    assert_eq!(name_of(deployment), "webcluster-operator");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], "ghcr.io/webcluster/webcluster-operator:0.1.0");
+    let security = &container["securityContext"];
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert!(container["resources"]["requests"]["memory"].is_string());
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    assert_eq!(container_env(deployment, "LEADER_ELECTION"), Some(Value::from("true")));
+    assert_eq!(container_env(deployment, "LEASE_NAME"), Some(Value::from("webcluster-operator")));
+    assert_eq!(container_env(deployment, "METRICS_ADDRESS"), Some(Value::from("0.0.0.0:8080")));
+    assert_eq!(container_env(deployment, "WATCH_NAMESPACE"), Some(Value::from("")));
+    for (name, path) in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")] {
+        assert_eq!(container_env(deployment, name).expect(name)["fieldRef"]["fieldPath"], path);
+    }
+    assert_eq!(of_kind(&docs, "PodDisruptionBudget")[0]["spec"]["minAvailable"], 1);
+    assert_eq!(of_kind(&docs, "Service")[0]["spec"]["ports"][0]["targetPort"], "metrics");
+
+    // One replica: no PDB (it would block every drain); another image.
+    let docs = documents(&template(
+        "webcluster-operator",
+        "ops",
+        &["--set", "replicaCount=1", "--set", "image.repository=example.org/op", "--set", "image.tag=dev"],
+    ));
+    assert!(of_kind(&docs, "PodDisruptionBudget").is_empty());
+    assert_eq!(
+        of_kind(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["image"],
+        "example.org/op:dev"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// against the cluster
+
+#[tokio::test]
+async fn rendered_chart_passes_a_server_side_dry_run() {
+    ensure_crd();
+    let ns = TestNamespace::new("chart-dry-run").await;
+    let dir = TempDir::new("chart-dry-run");
+    let watch = format!("watchNamespace={}", ns.name());
+    for (label, extra) in
+        [("default", ["--set", "networkPolicy.enabled=true"]), ("watch-namespace", ["--set-string", &watch])]
+    {
+        let rendered = template(&unique_name("dry"), ns.name(), &extra);
+        let file = dir.path().join(format!("{label}.yaml"));
+        std::fs::write(&file, &rendered).expect("writing the render");
+        kubectl_ok(&["apply", "--dry-run=server", "-n", ns.name(), "-f", &file.to_string_lossy()]);
+    }
+    // With the CRD included, as a first install would send it.
+    let rendered = template(&unique_name("dry"), ns.name(), &["--include-crds"]);
+    let file = dir.path().join("with-crds.yaml");
+    std::fs::write(&file, &rendered).expect("writing the render");
+    kubectl_ok(&["apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", &file.to_string_lossy()]);
+}
+
+#[tokio::test]
+async fn helm_install_upgrade_and_uninstall() {
+    let ns = TestNamespace::new("chart-install").await;
+    let mut release = Release::install(ns.name(), &["--wait", "--timeout", "120s"]);
+    let (name, cluster_name, n) = (release.fullname(), release.cluster_name(), ns.name().to_string());
+    let leader = format!("{name}-leader-election");
+    let namespaced = [
+        ("serviceaccount", name.clone()),
+        ("role", leader.clone()),
+        ("rolebinding", leader.clone()),
+        ("deployment", name.clone()),
+        ("service", format!("{name}-metrics")),
+        ("poddisruptionbudget", name.clone()),
+    ];
+    for (kind, object) in &namespaced {
+        assert!(exists(&[kind, object, "-n", &n]), "{kind} {object} was not installed");
+    }
+    for kind in ["clusterrole", "clusterrolebinding"] {
+        assert!(exists(&[kind, &cluster_name]), "{kind} {cluster_name} was not installed");
+    }
+    let deployment = get_json(&["deployment", &name, "-n", &n]);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["status"]["readyReplicas"], 2, "helm --wait returned before the pods were Ready");
+    assert_eq!(container_env(&deployment, "LOG_LEVEL"), Some(Value::from("info")));
+    let pdb = get_json(&["poddisruptionbudget", &name, "-n", &n]);
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+
+    helm_cluster_ok(&[
+        "upgrade",
+        &release.name,
+        CHART,
+        "--namespace",
+        &n,
+        "--set",
+        "replicaCount=3",
+        "--set",
+        "logLevel=debug",
+        "--wait",
+        "--timeout",
+        "120s",
+    ]);
+    let deployment = get_json(&["deployment", &name, "-n", &n]);
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(container_env(&deployment, "LOG_LEVEL"), Some(Value::from("debug")));
+    assert_eq!(deployment["status"]["readyReplicas"], 3);
+    let status = helm_cluster_ok(&["status", &release.name, "--namespace", &n, "-o", "json"]);
+    let status: Value = serde_json::from_str(&status).expect("helm status JSON");
+    assert_eq!(status["version"], 2);
+    assert_eq!(status["info"]["status"], "deployed");
+
+    release.uninstall();
+    wait_for("the release's objects to be deleted", Duration::from_secs(60), || {
+        let gone = namespaced.iter().all(|(kind, object)| !exists(&[kind, object, "-n", &n]))
+            && ["clusterrole", "clusterrolebinding"].iter().all(|kind| !exists(&[kind, &cluster_name]));
+        async move { gone }
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// the operator binary with the chart's ServiceAccount
+
+/// The binary, killed when dropped; its output goes to a log file.
+struct OperatorProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl OperatorProcess {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Log lines that say the API refused something.
+    fn forbidden(&self) -> Vec<String> {
+        let log = self.log();
+        let mut lines: Vec<String> = log
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().contains("forbidden"))
+            .map(|l| l.chars().take(600).collect())
+            .collect();
+        lines.truncate(5);
+        lines
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("binding a free port").local_addr().expect("an address").port()
+}
+
+/// Status code of `GET path` on 127.0.0.1:port, if it answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A kubeconfig with the test cluster's server and CA and only `token` as credentials.
+fn token_kubeconfig(token: &str, namespace: &str, path: &Path) {
+    let admin = Kubeconfig::read_from(support::kubeconfig_path()).expect("reading the cluster kubeconfig");
+    let context_name = admin.current_context.clone().expect("a current context");
+    let context = admin
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)
+        .and_then(|c| c.context.clone())
+        .expect("the current context");
+    let cluster = admin
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.clone())
+        .expect("the context's cluster");
+    let server = cluster.server.expect("a server");
+    let ca = match (&cluster.certificate_authority_data, &cluster.certificate_authority) {
+        (Some(data), _) => format!("certificate-authority-data: {data}"),
+        (None, Some(file)) => format!("certificate-authority: {file}"),
+        (None, None) => "insecure-skip-tls-verify: true".to_string(),
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    {ca}\n\
+         users:\n- name: operator\n  user:\n    token: {token}\n\
+         contexts:\n- name: operator\n  context:\n    cluster: test\n    user: operator\n    namespace: {namespace}\n\
+         current-context: operator\n"
+    );
+    std::fs::write(path, yaml).expect("writing the token kubeconfig");
+}
+
+/// `kubectl auth can-i` as the kubeconfig's user.
+fn can_i(kubeconfig: &Path, args: &[&str]) -> bool {
+    let output = Command::new(toolchain_bin().join("kubectl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args([&["auth", "can-i"], args].concat())
+        .output()
+        .expect("running kubectl auth can-i");
+    String::from_utf8_lossy(&output.stdout).trim() == "yes"
+}
+
+fn binary_supports(flag: &str) -> bool {
+    let output = Command::new(env!("CARGO_BIN_EXE_webcluster-operator"))
+        .args(["run", "--help"])
+        .output()
+        .expect("running webcluster-operator run --help");
+    String::from_utf8_lossy(&output.stdout).contains(flag)
+}
+
+async fn ready_condition(api: &kube::Api<WebCluster>, name: &str) -> Option<String> {
+    let cluster = api.get_opt(name).await.ok()??;
+    let condition = cluster.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+    Some(format!("{} ({}: {})", condition.status, condition.reason, condition.message))
+}
+
+/// Installs the chart into one namespace, then runs the operator binary with the
+/// chart's ServiceAccount token against another (`watch_namespace`: the chart's
+/// Role mode, else its ClusterRole), and waits for every example to be Ready.
+async fn operator_runs_with_chart_rbac(test: &str, watch_namespace: bool, examples: &[(&str, &str)]) {
+    ensure_crd();
+    let operator_ns = TestNamespace::new(&format!("{test}-op")).await;
+    let app_ns = TestNamespace::new(&format!("{test}-app")).await;
+    let watch = format!("watchNamespace={}", app_ns.name());
+    let extra: Vec<&str> = if watch_namespace { vec!["--set-string", &watch] } else { vec![] };
+    let release = Release::install(operator_ns.name(), &extra);
+    let account = release.fullname();
+    let token = kubectl_ok(&["create", "token", &account, "-n", operator_ns.name(), "--duration=1h"]);
+    let dir = TempDir::new(test);
+    let kubeconfig = dir.path().join("kubeconfig");
+    token_kubeconfig(token.trim(), app_ns.name(), &kubeconfig);
+
+    // The token carries the chart's rights and nothing more.
+    let app = app_ns.name();
+    assert!(can_i(&kubeconfig, &["watch", "webclusters.webcluster.io", "-n", app]));
+    assert!(can_i(&kubeconfig, &["patch", "webclusters.webcluster.io", "--subresource=status", "-n", app]));
+    assert!(can_i(&kubeconfig, &["create", "statefulsets.apps", "-n", app]));
+    assert!(!can_i(&kubeconfig, &["patch", "webclusters.webcluster.io", "-n", app]), "spec is never written");
+    assert!(!can_i(&kubeconfig, &["delete", "webclusters.webcluster.io", "-n", app]));
+    assert!(!can_i(&kubeconfig, &["create", "pods", "-n", app]));
+    assert!(!can_i(&kubeconfig, &["list", "nodes"]));
+    assert!(!can_i(&kubeconfig, &["create", "clusterroles.rbac.authorization.k8s.io"]));
+    assert!(!can_i(&kubeconfig, &["create", "rolebindings.rbac.authorization.k8s.io", "-n", app]));
+    assert!(can_i(&kubeconfig, &["create", "leases.coordination.k8s.io", "-n", operator_ns.name()]));
+    assert!(!can_i(&kubeconfig, &["create", "leases.coordination.k8s.io", "-n", app]));
+    if watch_namespace {
+        assert!(!can_i(&kubeconfig, &["list", "webclusters.webcluster.io", "-n", operator_ns.name()]));
+        assert!(!can_i(&kubeconfig, &["list", "secrets", "-n", "default"]));
+    }
+
+    let port = free_port();
+    let log = dir.path().join("operator.log");
+    let log_file = File::create(&log).expect("creating the log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_webcluster-operator"));
+    command
+        .args(["run", "--namespace", app, "--metrics-address", &format!("127.0.0.1:{port}")])
+        .args(["--log-format", "text", "--log-level", "info,webcluster=debug"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("NO_COLOR", "1")
+        .env("POD_NAME", format!("{test}-operator"))
+        .env("POD_NAMESPACE", operator_ns.name())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("WATCH_NAMESPACE")
+        .env_remove("LEADER_ELECTION")
+        .env_remove("LEASE_NAME")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("cloning the log file"))
+        .stderr(log_file);
+    // With leader election (when the binary has it yet) in the Role mode: the chart's
+    // lease Role (create, then get/update/patch of its own Lease only) must suffice.
+    let elects = watch_namespace && binary_supports("--lease-namespace");
+    if elects {
+        command.args(["--leader-election=true", "--lease-name", &account, "--lease-namespace", operator_ns.name()]);
+    } else if binary_supports("--leader-election") {
+        command.arg("--leader-election=false");
+    }
+    let mut operator = OperatorProcess { child: command.spawn().expect("starting webcluster-operator"), log };
+
+    let start = Instant::now();
+    while http_status(port, "/healthz") != Some(200) {
+        if let Some(status) = operator.exited() {
+            panic!("the operator exited ({status}):\n{}", operator.log());
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "/healthz never answered 200:\n{}", operator.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let api = app_ns.api::<WebCluster>();
+    for (example, name) in examples {
+        let file = repo_root().join(example);
+        kubectl_ok(&["apply", "--server-side", "-n", app, "-f", &file.to_string_lossy()]);
+        let start = Instant::now();
+        loop {
+            let ready = ready_condition(&api, name).await;
+            if ready.as_deref().is_some_and(|r| r.starts_with("True")) {
+                break;
+            }
+            let forbidden = operator.forbidden();
+            assert!(
+                forbidden.is_empty(),
+                "the chart's RBAC misses a permission ({example}):\n{}",
+                forbidden.join("\n")
+            );
+            if let Some(status) = operator.exited() {
+                panic!("the operator exited ({status}):\n{}", operator.log());
+            }
+            assert!(
+                start.elapsed() < READY_TIMEOUT,
+                "{example}: WebCluster {name} not Ready after {READY_TIMEOUT:?} (last: {ready:?}); operator log:\n{}",
+                operator.log()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    assert_eq!(http_status(port, "/readyz"), Some(200), "operator log:\n{}", operator.log());
+    if elects {
+        let lease = get_json(&["lease", &account, "-n", operator_ns.name()]);
+        assert_eq!(lease["spec"]["holderIdentity"], format!("{test}-operator"), "the operator holds the chart's Lease");
+    }
+    // Events were recorded by the operator's account too (a refused one is only logged).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let forbidden = operator.forbidden();
+    assert!(forbidden.is_empty(), "the chart's RBAC misses a permission:\n{}", forbidden.join("\n"));
+    let events = kubectl_ok(&["get", "events.events.k8s.io", "-n", app, "-o", "json"]);
+    let events: Value = serde_json::from_str(&events).expect("events JSON");
+    assert!(
+        events["items"].as_array().is_some_and(|items| items.iter().any(|e| e["regarding"]["kind"] == "WebCluster")),
+        "the operator recorded no Event about its WebClusters"
+    );
+    drop(operator);
+    drop(release);
+}
+
+#[tokio::test]
+async fn operator_binary_reaches_ready_with_the_chart_cluster_role() {
+    operator_runs_with_chart_rbac("chart-sa-cluster", false, &[("examples/mosparo.yaml", "mosparo")]).await;
+}
+
+#[tokio::test]
+async fn operator_binary_reaches_ready_with_the_chart_namespace_role() {
+    operator_runs_with_chart_rbac(
+        "chart-sa-ns",
+        true,
+        &[("examples/roundcube.yaml", "roundcube"), ("examples/ezplatform.yaml", "ezplatform")],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// deploy/install.yaml
+
+const INSTALL_NAMESPACE: &str = "webcluster-system";
+
+/// Deletes what deploy/install.yaml created, except the CRD (other tests use it).
+struct InstalledManifest {
+    cluster_scoped: Vec<(String, String)>,
+}
+
+impl Drop for InstalledManifest {
+    fn drop(&mut self) {
+        for (kind, name) in &self.cluster_scoped {
+            let _ = kubectl(&["delete", kind, name, "--ignore-not-found", "--wait=false"]);
+        }
+        let _ = kubectl(&["delete", "namespace", INSTALL_NAMESPACE, "--ignore-not-found", "--wait=false"]);
+    }
+}
+
+#[tokio::test]
+async fn install_yaml_applies_and_its_pods_pass_restricted_admission() {
+    ensure_crd();
+    // A previous run's namespace may still be terminating.
+    wait_for("namespace webcluster-system from an earlier run to go", Duration::from_secs(90), || {
+        let gone = !exists(&["namespace", INSTALL_NAMESPACE]);
+        async move { gone }
+    })
+    .await;
+    let manifest = repo_root().join("deploy/install.yaml");
+    let docs = documents(&std::fs::read_to_string(&manifest).expect("deploy/install.yaml"));
+    let cluster_scoped = docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "ClusterRoleBinding")
+        .map(|d| (d["kind"].as_str().unwrap_or_default().to_ascii_lowercase(), name_of(d).to_string()))
+        .collect();
+    let _cleanup = InstalledManifest { cluster_scoped };
+    kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &manifest.to_string_lossy()]);
+    let deployment = of_kind(&docs, "Deployment")[0];
+    let name = name_of(deployment).to_string();
+    // The Namespace enforces the restricted pod security standard: pods only come when the template complies.
+    wait_for("the operator Deployment of install.yaml to be Ready", READY_TIMEOUT, || {
+        let output = kubectl(&["get", "deployment", &name, "-n", INSTALL_NAMESPACE, "-o", "json"]);
+        let ready = serde_json::from_slice::<Value>(&output.stdout)
+            .is_ok_and(|d| d["status"]["readyReplicas"] == 2 && d["status"]["availableReplicas"] == 2);
+        async move { ready }
+    })
+    .await;
+    let events = kubectl_ok(&["get", "events", "-n", INSTALL_NAMESPACE]);
+    assert!(!events.contains("violates PodSecurity"), "{events}");
+}
