@@ -52,3 +52,26 @@ demo-down:
 # Copies the CRD into the chart and regenerates deploy/install.yaml (tests/chart.rs checks drift).
 chart:
 	bash hack/generate-install.sh
+
+.PHONY: bench
+# Convergence benchmark (benches/convergence.rs) on its own cluster in
+# $(BENCH_CLUSTER_DIR), sized for the largest N (2 RWO PVs per WebCluster, room
+# for 5 pods each); writes BENCHMARKS.md and benchmarks/convergence.svg, then
+# stops that cluster (BENCH_KEEP_CLUSTER=1 keeps it). Smaller run:
+#   make bench BENCH_SIZES=10,100
+BENCH_SIZES ?= 10,100,1000
+BENCH_CLUSTER_DIR ?= /tmp/wc-bench
+bench: toolchain
+	@echo "[bench] building the release binary"
+	cargo build --release -j2
+	@max=$$(echo '$(BENCH_SIZES)' | tr ',' '\n' | sort -n | tail -n1); \
+	  echo "[bench] starting the bench cluster in $(BENCH_CLUSTER_DIR) (largest N=$$max: $$((2 * max + 20)) RWO PVs, $$((2 * max + 100)) pods per node)"; \
+	  WEBCLUSTER_CLUSTER_DIR=$(BENCH_CLUSTER_DIR) CLUSTER_PVS_RWO=$$((2 * max + 20)) CLUSTER_PVS_RWX=0 \
+	    CLUSTER_NODE_PODS=$$((2 * max + 100)) bash hack/cluster.sh up >/dev/null
+	@echo "[bench] cargo bench --bench convergence (BENCH_SIZES=$(BENCH_SIZES))"
+	@status=0; \
+	  KUBECONFIG=$(BENCH_CLUSTER_DIR)/kubeconfig BENCH_SIZES='$(BENCH_SIZES)' \
+	    BENCH_OPERATOR='$(CURDIR)/target/release/webcluster-operator' \
+	    cargo bench -j2 --bench convergence || status=$$?; \
+	  if [ -z "$(BENCH_KEEP_CLUSTER)" ]; then WEBCLUSTER_CLUSTER_DIR=$(BENCH_CLUSTER_DIR) bash hack/cluster.sh down; fi; \
+	  exit $$status

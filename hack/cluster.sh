@@ -12,6 +12,8 @@
 # .cluster/kubeconfig. Environment:
 #   CLUSTER_PVS_RWO  number of 100Gi ReadWriteOnce PersistentVolumes (default 60)
 #   CLUSTER_PVS_RWX  number of 100Gi ReadWriteMany PersistentVolumes (default 20)
+#   CLUSTER_NODE_PODS  pod capacity of each fake node (default 1000; applies when
+#                    the nodes are created, not to a cluster that already runs)
 #   WEBCLUSTER_CLUSTER_DIR  state folder instead of .cluster/ (a second, independent
 #                    cluster, e.g. to time start-ups without disturbing running tests)
 set -euo pipefail
@@ -26,6 +28,8 @@ export KWOK_WORKDIR="$CLUSTER_DIR/kwok"
 KWOK_CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER_NAME"
 PVS_RWO="${CLUSTER_PVS_RWO:-60}"
 PVS_RWX="${CLUSTER_PVS_RWX:-20}"
+NODE_PODS="${CLUSTER_NODE_PODS:-1000}"
+[[ "$NODE_PODS" =~ ^[1-9][0-9]*$ ]] || { echo "CLUSTER_NODE_PODS must be a positive integer, got '$NODE_PODS'" >&2; exit 2; }
 ZONES=(a b c)
 START=$SECONDS
 STEPS=7
@@ -186,8 +190,8 @@ metadata:
     topology.kubernetes.io/region: local
     topology.kubernetes.io/zone: zone-$z
 status:
-  allocatable: {cpu: "64", memory: 256Gi, pods: "1000", ephemeral-storage: 1Ti}
-  capacity: {cpu: "64", memory: 256Gi, pods: "1000", ephemeral-storage: 1Ti}
+  allocatable: {cpu: "64", memory: 256Gi, pods: "$NODE_PODS", ephemeral-storage: 1Ti}
+  capacity: {cpu: "64", memory: 256Gi, pods: "$NODE_PODS", ephemeral-storage: 1Ti}
 EOF
   done
 }

@@ -85,8 +85,8 @@ impl Database {
         let tmp = TempDir::new(engine.name());
         let files = rendered.config_map("t-db-config");
         let expected: &[&str] = match engine {
-            Engine::Postgresql => &["pg_hba.conf", "postgresql.conf", "probe.sh", "start.sh"],
-            Engine::Mariadb => &["my.cnf", "probe.sh", "start.sh"],
+            Engine::Postgresql => &["common.sh", "pg_hba.conf", "postgresql.conf", "probe.sh", "start.sh"],
+            Engine::Mariadb => &["common.sh", "my.cnf", "probe.sh", "start.sh"],
         };
         assert_eq!(files.keys().map(String::as_str).collect::<Vec<_>>(), expected, "files of t-db-config");
         let config_dir = tmp.files("config", &files);

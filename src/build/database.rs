@@ -72,12 +72,14 @@ fn data_dir(engine: DatabaseEngine) -> &'static str {
 pub fn config_files(engine: DatabaseEngine) -> BTreeMap<String, String> {
     let files: &[(&str, &str)] = match engine {
         DatabaseEngine::Postgresql => &[
+            ("common.sh", include_str!("scripts/common.sh")),
             ("start.sh", include_str!("scripts/postgresql-start.sh")),
             ("probe.sh", include_str!("scripts/postgresql-probe.sh")),
             ("postgresql.conf", include_str!("scripts/postgresql.conf")),
             ("pg_hba.conf", include_str!("scripts/pg_hba.conf")),
         ],
         DatabaseEngine::Mariadb => &[
+            ("common.sh", include_str!("scripts/common.sh")),
             ("start.sh", include_str!("scripts/mariadb-start.sh")),
             ("probe.sh", include_str!("scripts/mariadb-probe.sh")),
             ("my.cnf", include_str!("scripts/my.cnf")),

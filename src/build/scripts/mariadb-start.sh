@@ -22,7 +22,8 @@ WAIT_SECONDS="${DB_WAIT_SECONDS:-300}"
 # Written once the primary's users and database are applied; the probe needs it.
 CONFIGURED="$DB_SOCKET_DIR/primary-configured"
 
-log() { echo "webcluster-db: $*" >&2; }
+# shellcheck source=common.sh
+. "$DB_CONFIG_DIR/common.sh"
 
 # Passwords go through MYSQL_PWD or stdin, never through arguments.
 local_sql() { MYSQL_PWD="$DB_SUPERUSER_PASSWORD" mariadb --protocol=socket -S "$SOCKET" -uroot "$@"; }
@@ -56,18 +57,6 @@ start_server() {
   pid=$!
   trap 'kill -TERM "$pid" 2>/dev/null || true' TERM INT
   wait_local
-}
-
-# Waits for the server; exits with its status.
-wait_server() {
-  status=0
-  wait "$pid" || status=$?
-  if kill -0 "$pid" 2>/dev/null; then
-    # A trapped signal interrupted the wait: wait for the shutdown itself.
-    status=0
-    wait "$pid" || status=$?
-  fi
-  exit "$status"
 }
 
 # Sets the root password on a fresh data directory (root starts without one)

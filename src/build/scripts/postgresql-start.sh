@@ -20,7 +20,8 @@ WAIT_SECONDS="${DB_WAIT_SECONDS:-300}"
 CONFIGURED="$DB_SOCKET_DIR/primary-configured"
 PASSFILE="$DB_SOCKET_DIR/.pgpass"
 
-log() { echo "webcluster-db: $*" >&2; }
+# shellcheck source=common.sh
+. "$DB_CONFIG_DIR/common.sh"
 
 wait_for() {
   tries=0
@@ -39,18 +40,6 @@ start_server() {
     -c unix_socket_directories="$DB_SOCKET_DIR" "$@" &
   pid=$!
   trap 'kill -INT "$pid" 2>/dev/null || true' TERM INT
-}
-
-# Waits for the server; exits with its status.
-wait_server() {
-  status=0
-  wait "$pid" || status=$?
-  if kill -0 "$pid" 2>/dev/null; then
-    # A trapped signal interrupted the wait: wait for the shutdown itself.
-    status=0
-    wait "$pid" || status=$?
-  fi
-  exit "$status"
 }
 
 init_primary() {
