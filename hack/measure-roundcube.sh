@@ -39,8 +39,8 @@ for run in $(seq 1 "$RUNS"); do
     sleep 0.1
   done
   ready_at=$(now)
-  reads=$(metric 'api_requests_total\{verb="read"\}')
-  writes=$(metric 'api_requests_total\{verb="write"\}')
+  reads=$(metric 'api_requests_total[{]verb="read"')
+  writes=$(metric 'api_requests_total[{]verb="write"')
   printf 'run %d: children %.2f s, Ready %.2f s, operator requests: %d reads (incl. watches), %d writes\n' \
     "$run" "$(echo "$children_at - $start" | bc)" "$(echo "$ready_at - $start" | bc)" "$reads" "$writes"
   kill "$operator"; wait "$operator" 2>/dev/null || true

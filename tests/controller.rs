@@ -444,3 +444,32 @@ async fn a_restart_mid_reconcile_converges_without_losing_passwords() {
     assert_eq!(jobs.items.len(), 1, "one migration Job");
     second.stop().await;
 }
+
+#[tokio::test]
+async fn a_change_kubernetes_cannot_apply_is_reported_not_retried() {
+    let ns = TestNamespace::new("rejected").await;
+    let operator = Operator::start(ns.name()).await;
+    let manifest = |size: &str| {
+        format!(
+            "apiVersion: webcluster.io/v1alpha1\nkind: WebCluster\nmetadata: {{name: wiki}}\nspec:\n  app: {{image: 'wiki:1'}}\n  database: {{engine: postgresql, managed: {{replicas: 0, storage: {{size: {size}}}}}}}\n"
+        )
+    };
+    apply_yaml(&ns, &manifest("10Gi")).await;
+    wait_ready(&ns, "wiki").await;
+    // A StatefulSet's volume claim templates are immutable.
+    apply_yaml(&ns, &manifest("20Gi")).await;
+    let api = ns.api::<WebCluster>();
+    wait_for("Ready=False with reason SpecRejected", READY_TIMEOUT, || {
+        let api = api.clone();
+        async move { condition(&api, "wiki", "Ready").await.is_some_and(|(_, reason, _)| reason == "SpecRejected") }
+    })
+    .await;
+    let (_, _, message) = condition(&api, "wiki", "Ready").await.expect("Ready");
+    assert!(message.contains("StatefulSet wiki-db"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes = operator.metrics.writes();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let retries = operator.metrics.writes() - writes;
+    assert!(retries <= 1, "the operator retried the refused change {retries} times in 10 s");
+    operator.stop().await;
+}
