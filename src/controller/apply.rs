@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
@@ -38,6 +39,16 @@ struct Applied {
 }
 
 type ChildKey = (&'static str, String, String);
+
+/// Applies in flight at once for one WebCluster.
+const APPLY_CONCURRENCY: usize = 4;
+
+/// What happened to one child.
+enum ChildResult {
+    Unchanged,
+    Applied,
+    Rejected(String),
+}
 
 /// Applies children and remembers what it applied, so an unchanged child
 /// costs no request.
@@ -97,44 +108,57 @@ impl Applier {
         }
     }
 
-    /// Server-side applies every child that differs from what is cached.
-    /// Jobs are created once and never changed (their pod template is immutable).
+    /// Server-side applies every child that differs from what is cached, a few
+    /// at a time (children of one WebCluster do not depend on each other at the
+    /// API level). Jobs are created once and never changed (their pod template is immutable).
     pub async fn apply(
         &self,
         stores: &ChildStores,
         children: &[Child],
         namespace: &str,
     ) -> Result<ApplyOutcome, Error> {
+        // Collected first: a closure inside the stream trips the compiler's Send inference.
+        let pending: Vec<_> = children.iter().map(|child| self.apply_one(stores, child, namespace)).collect();
+        let results: Vec<Result<ChildResult, Error>> =
+            futures::stream::iter(pending).buffer_unordered(APPLY_CONCURRENCY).collect().await;
         let mut outcome = ApplyOutcome::default();
-        for child in children {
-            let (kind, name) = (child.kind(), child.name().to_string());
-            let key = (kind, namespace.to_string(), name.clone());
-            let desired = child.to_json();
-            let hash = hash_of(&desired);
-            let current = stores.meta(kind, namespace, &name);
-            let unchanged = match (&current, self.remembered(&key)) {
-                (Some(_), _) if matches!(child, Child::Job(_)) => true,
-                (Some(meta), Some(last)) => {
-                    last.hash == hash && last.version == version(meta) && metadata_matches(child.meta(), meta)
-                }
-                _ => false,
-            };
-            if unchanged {
-                outcome.unchanged += 1;
-                continue;
-            }
-            let params = PatchParams::apply(MANAGER).force();
-            match self.api(&child.api_resource(), namespace).patch(&name, &params, &Patch::Apply(&desired)).await {
-                Ok(object) => {
-                    self.remember(key, Applied { hash, version: version(&object.metadata) });
-                    self.metrics.applied(kind);
-                    outcome.applied += 1;
-                }
-                Err(error) if is_rejection(&error) => outcome.rejections.push(format!("{kind} {name}: {error}")),
-                Err(error) => return Err(Error::api("apply", kind, namespace, &name, error)),
+        for result in results {
+            match result? {
+                ChildResult::Unchanged => outcome.unchanged += 1,
+                ChildResult::Applied => outcome.applied += 1,
+                ChildResult::Rejected(message) => outcome.rejections.push(message),
             }
         }
+        outcome.rejections.sort();
         Ok(outcome)
+    }
+
+    async fn apply_one(&self, stores: &ChildStores, child: &Child, namespace: &str) -> Result<ChildResult, Error> {
+        let (kind, name) = (child.kind(), child.name().to_string());
+        let key = (kind, namespace.to_string(), name.clone());
+        let desired = child.to_json();
+        let hash = hash_of(&desired);
+        let current = stores.meta(kind, namespace, &name);
+        let unchanged = match (&current, self.remembered(&key)) {
+            (Some(_), _) if matches!(child, Child::Job(_)) => true,
+            (Some(meta), Some(last)) => {
+                last.hash == hash && last.version == version(meta) && metadata_matches(child.meta(), meta)
+            }
+            _ => false,
+        };
+        if unchanged {
+            return Ok(ChildResult::Unchanged);
+        }
+        let params = PatchParams::apply(MANAGER).force();
+        match self.api(&child.api_resource(), namespace).patch(&name, &params, &Patch::Apply(&desired)).await {
+            Ok(object) => {
+                self.remember(key, Applied { hash, version: version(&object.metadata) });
+                self.metrics.applied(kind);
+                Ok(ChildResult::Applied)
+            }
+            Err(error) if is_rejection(&error) => Ok(ChildResult::Rejected(format!("{kind} {name}: {error}"))),
+            Err(error) => Err(Error::api("apply", kind, namespace, &name, error)),
+        }
     }
 
     /// Deletes children of the WebCluster `uid` that the spec no longer asks

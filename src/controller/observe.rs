@@ -36,48 +36,92 @@ pub struct Snapshot {
     pub files_claim: Option<PersistentVolumeClaim>,
 }
 
-/// Reads the snapshot of `cluster`.
+/// Reads the snapshot of `cluster`; the independent reads run concurrently.
 pub async fn snapshot(client: &Client, cluster: &WebCluster, namespace: &str) -> Result<Snapshot, Error> {
     let name = cluster.metadata.name.as_deref().ok_or(Error::MissingMetadata("name"))?;
     let spec = &cluster.spec;
-    let mut snapshot = Snapshot {
-        generated: get::<Secret>(client, namespace, &names::credentials(name)).await?.map(secret_strings),
-        deployment: get(client, namespace, &names::app(name)).await?,
-        ..Snapshot::default()
-    };
-    if let Some(db) = &spec.database {
-        if db.managed.is_some() {
-            snapshot.database = get(client, namespace, &names::database(name)).await?;
-        }
-        if let Some(external) = &db.external {
-            snapshot.external_db = Some(
-                external_urls(client, namespace, &external.write_url_secret_ref, external.read_url_secret_ref.as_ref())
-                    .await?,
-            );
-        }
-    }
-    if spec.cache.is_some() {
-        snapshot.cache = get(client, namespace, &names::cache(name)).await?;
-    }
-    for task in &spec.jobs {
+    let managed_db = spec.database.as_ref().is_some_and(|db| db.managed.is_some());
+    let (generated, deployment, database, cache, migration_job, cron_jobs, storage, external_db) = futures::try_join!(
+        get_if::<Secret>(true, client, namespace, names::credentials(name)),
+        get_if::<Deployment>(true, client, namespace, names::app(name)),
+        get_if::<StatefulSet>(managed_db, client, namespace, names::database(name)),
+        get_if::<StatefulSet>(spec.cache.is_some(), client, namespace, names::cache(name)),
+        get_if::<Job>(spec.app.migration.is_some(), client, namespace, names::migration(name, &spec.app.image)),
+        cron_jobs(client, cluster, namespace, name),
+        storage(client, cluster, namespace, name),
+        external(client, cluster, namespace),
+    )?;
+    let (files_claim, s3_credentials_found) = storage;
+    Ok(Snapshot {
+        generated: generated.map(secret_strings),
+        external_db,
+        s3_credentials_found,
+        deployment,
+        database,
+        cache,
+        cron_jobs,
+        migration_job,
+        files_claim,
+    })
+}
+
+/// [`get`] when `wanted`, else nothing (owns the name, for concurrent reads).
+async fn get_if<K>(wanted: bool, client: &Client, namespace: &str, name: String) -> Result<Option<K>, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    if wanted { get(client, namespace, &name).await } else { Ok(None) }
+}
+
+async fn cron_jobs(
+    client: &Client,
+    cluster: &WebCluster,
+    namespace: &str,
+    name: &str,
+) -> Result<BTreeMap<String, CronJob>, Error> {
+    let mut found = BTreeMap::new();
+    for task in &cluster.spec.jobs {
         if let Some(cron_job) = get::<CronJob>(client, namespace, &names::cron_task(name, &task.name)).await? {
-            snapshot.cron_jobs.insert(task.name.clone(), cron_job);
+            found.insert(task.name.clone(), cron_job);
         }
     }
-    if spec.app.migration.is_some() {
-        snapshot.migration_job = get(client, namespace, &names::migration(name, &spec.app.image)).await?;
-    }
-    if let Some(storage) = &spec.storage {
-        if let Some(volume) = &storage.volume {
+    Ok(found)
+}
+
+/// The files claim, and whether the S3 credentials Secret exists.
+async fn storage(
+    client: &Client,
+    cluster: &WebCluster,
+    namespace: &str,
+    name: &str,
+) -> Result<(Option<PersistentVolumeClaim>, Option<bool>), Error> {
+    let Some(storage) = &cluster.spec.storage else { return Ok((None, None)) };
+    let claim = match &storage.volume {
+        Some(volume) => {
             let claim = volume.existing_claim.clone().unwrap_or_else(|| names::files(name));
-            snapshot.files_claim = get(client, namespace, &claim).await?;
+            get(client, namespace, &claim).await?
         }
-        if let Some(s3) = &storage.s3 {
-            let found = get::<Secret>(client, namespace, &s3.credentials_secret_ref.name).await?.is_some();
-            snapshot.s3_credentials_found = Some(found);
-        }
-    }
-    Ok(snapshot)
+        None => None,
+    };
+    let s3_found = match &storage.s3 {
+        Some(s3) => Some(get::<Secret>(client, namespace, &s3.credentials_secret_ref.name).await?.is_some()),
+        None => None,
+    };
+    Ok((claim, s3_found))
+}
+
+async fn external(
+    client: &Client,
+    cluster: &WebCluster,
+    namespace: &str,
+) -> Result<Option<Result<ExternalUrls, String>>, Error> {
+    let Some(external) = cluster.spec.database.as_ref().and_then(|db| db.external.as_ref()) else { return Ok(None) };
+    let urls =
+        external_urls(client, namespace, &external.write_url_secret_ref, external.read_url_secret_ref.as_ref()).await?;
+    Ok(Some(urls))
 }
 
 /// GET one object; `None` when it does not exist.
