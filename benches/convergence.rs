@@ -13,7 +13,7 @@
 //!   BENCH_REACTIONS        deletions of a child timed per size (100)
 //!   BENCH_TIMEOUT_SECONDS  limit per wait (900)
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, Pod};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, DynamicObject};
+use kube::core::{ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
@@ -70,6 +71,8 @@ spec:
 
 const FIELD_MANAGER: &str = "webcluster-bench";
 const RESYNC_ANNOTATION: &str = "bench/resync";
+const SERVICE_CIDR_NAME: &str = "webcluster-bench";
+const SERVICE_CIDR: &str = "10.112.0.0/16";
 
 struct Settings {
     sizes: Vec<usize>,
@@ -195,6 +198,38 @@ async fn install_crd(client: &Client, root: &Path) -> Res<()> {
         }
         if Instant::now() > deadline {
             return Err("the CRD did not become Established within 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// kwokctl's service range is a /24 (254 ClusterIPs); each slim WebCluster has 3
+/// ClusterIP Services. Adds a second range (ServiceCIDR, GA since Kubernetes 1.33).
+async fn ensure_service_range(client: &Client) -> Res<()> {
+    let api: Api<ServiceCIDR> = Api::all(client.clone());
+    let object = json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "ServiceCIDR",
+        "metadata": {"name": SERVICE_CIDR_NAME},
+        "spec": {"cidrs": [SERVICE_CIDR]},
+    });
+    api.patch(SERVICE_CIDR_NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
+        .await
+        .map_err(|e| format!("adding ServiceCIDR {SERVICE_CIDR}: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = api.get(SERVICE_CIDR_NAME).await.map_err(|e| e.to_string())?;
+        let ready = current
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("ServiceCIDR {SERVICE_CIDR} did not become Ready within 60 s"));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -422,11 +457,10 @@ fn watch_children(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     for (kind, resource) in kinds {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, resource);
+        let api: Api<PartialObjectMeta<DynamicObject>> = Api::namespaced_with(client.clone(), ns, resource);
         let (kind, seen) = (kind.to_string(), seen.clone());
         tasks.push(tokio::spawn(async move {
-            let mut stream =
-                std::pin::pin!(watcher::metadata_watcher(api, watcher::Config::default()).default_backoff());
+            let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
             while let Some(event) = stream.next().await {
                 let Ok(event) = event else { continue };
                 let Ok(mut seen) = seen.lock() else { return };
@@ -793,13 +827,14 @@ async fn run_operator(
             if is_largest { "" } else { " (not the largest N)" }
         );
         result.reaction = Some(reaction(settings, client, &ns, clusters, seen).await?);
-        let r = result.reaction.as_ref().map(|r| (r.quantile(0.5), r.quantile(0.99), r.failures));
-        progress!(
-            "N={n} step 5/5: reaction p50 {:?}s, p99 {:?}s, {} not repaired",
-            r.and_then(|r| r.0),
-            r.and_then(|r| r.1),
-            r.map_or(0, |r| r.2)
-        );
+        if let Some(r) = &result.reaction {
+            progress!(
+                "N={n} step 5/5: reaction p50 {}s, p99 {}s, {} not repaired",
+                fmt_opt(r.quantile(0.5), 3),
+                fmt_opt(r.quantile(0.99), 3),
+                r.failures
+            );
+        }
     }
     operator.alive()
 }
@@ -891,7 +926,10 @@ async fn run_size_steps(
             result.raw_requests = Some(requests);
             progress!("N={n} step 1/5: T_raw = {seconds:.2}s ({:.0} objects/s)", objects.len() as f64 / seconds);
         }
-        Err(e) => result.errors.push(format!("T_raw: {e}")),
+        Err(e) => {
+            progress!("N={n} step 1/5: T_raw FAILED: {e}");
+            result.errors.push(format!("T_raw: {e}"));
+        }
     }
     progress!("N={n} step 1/5: deleting {raw_ns}");
     let seconds = delete_namespace(client, &raw_ns).await?;
@@ -1218,10 +1256,13 @@ fn result_or(results: &[SizeResult], f: impl Fn(&SizeResult) -> usize) -> usize 
     results.first().map_or(0, f)
 }
 
+/// Label, colour and value of one line of the plot.
+type Series = (&'static str, &'static str, fn(&SizeResult) -> Option<f64>);
+
 fn svg(results: &[SizeResult]) -> String {
     let (w, h) = (760.0, 460.0);
     let (left, right, top, bottom) = (70.0, 170.0, 40.0, 60.0);
-    let series: [(&str, &str, fn(&SizeResult) -> Option<f64>); 3] = [
+    let series: [Series; 3] = [
         ("T_raw", "#4c78a8", |r| r.t_raw),
         ("T_children", "#f58518", |r| r.t_children),
         ("T_ready", "#54a24b", |r| r.t_ready),
@@ -1355,7 +1396,8 @@ async fn run() -> Res<()> {
     }
     std::fs::create_dir_all(settings.root.join("target/bench-logs")).map_err(|e| e.to_string())?;
     install_crd(&client, &settings.root).await?;
-    progress!("CRD installed");
+    ensure_service_range(&client).await?;
+    progress!("CRD installed; ServiceCIDR {SERVICE_CIDR} added for ClusterIPs");
     let mut results = Vec::new();
     let largest = *settings.sizes.last().unwrap_or(&0);
     let mut stopped = false;

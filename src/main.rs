@@ -47,6 +47,9 @@ struct RunArgs {
     /// Seconds between two reconciles of an unchanged WebCluster.
     #[arg(long, env = "RESYNC_SECONDS", default_value_t = 600)]
     resync_seconds: u64,
+    /// Milliseconds a WebCluster's triggers must be quiet before it is reconciled.
+    #[arg(long, env = "DEBOUNCE_MS", default_value_t = 250)]
+    debounce_ms: u64,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
     metrics_address: SocketAddr,
@@ -125,6 +128,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             namespace: Some(args.namespace.clone()).filter(|ns| !ns.is_empty()),
             concurrency: args.concurrency,
             resync: Duration::from_secs(args.resync_seconds),
+            debounce: Duration::from_millis(args.debounce_ms),
         };
         let server = tokio::spawn(controller::server::serve(args.metrics_address, metrics.clone()));
         let result = if args.leader_election {

@@ -45,7 +45,7 @@ impl Operator {
         let metrics = Metrics::shared();
         let config = support::cluster_config().await;
         let client = controller::counting_client(config, metrics.clone()).expect("a counting client");
-        let settings = Settings { namespace: Some(namespace.into()), concurrency: 4, resync: Duration::from_secs(600) };
+        let settings = Settings { namespace: Some(namespace.into()), concurrency: 4, ..Settings::default() };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(client, settings, metrics.clone(), async move {
             let _ = stopped.await;

@@ -40,11 +40,14 @@ pub struct Settings {
     pub concurrency: u16,
     /// Time between two reconciles of an unchanged WebCluster.
     pub resync: Duration,
+    /// Quiet time after a trigger before a reconcile starts: a burst of child
+    /// updates (a rollout, pods turning ready) costs one reconcile, not one each.
+    pub debounce: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { namespace: None, concurrency: 8, resync: Duration::from_secs(600) }
+        Self { namespace: None, concurrency: 8, resync: Duration::from_secs(600), debounce: Duration::from_millis(250) }
     }
 }
 
@@ -106,7 +109,7 @@ pub async fn run(
         caches_ready,
     });
     let controller = Controller::new(clusters, watcher::Config::default().any_semantic())
-        .with_config(ControllerConfig::default().concurrency(settings.concurrency))
+        .with_config(ControllerConfig::default().concurrency(settings.concurrency).debounce(settings.debounce))
         .reconcile_on(stores::merge(triggers))
         .graceful_shutdown_on(shutdown);
     tracing::info!("starting the controller");
