@@ -1029,7 +1029,7 @@ fn goals(results: &[SizeResult]) -> Vec<Goal> {
                     if children <= limit { "met" } else { "missed" },
                     (limit - children).abs(),
                     (children / limit - 1.0) * 100.0
-                ),
+                ) + &requests_note(r),
             )
         }
         None => (None, "not measured".into()),
@@ -1038,14 +1038,15 @@ fn goals(results: &[SizeResult]) -> Vec<Goal> {
         name: "T_children(1000) ≤ 1.25 × T_raw(1000)",
         verdict,
         detail,
-        fix: "The operator cannot create the app Deployment before the database primary is Ready (it holds the first \
-              rollout until then), so T_children includes PVC binding, scheduling and the primary pod becoming Ready; \
-              the bare client has no such ordering. Within one reconcile the applier sends its server-side applies one \
-              after another, and each reconcile first GETs the Secret and the workloads it observes. Applying the \
-              independent children of one WebCluster concurrently, reading the snapshot from the metadata caches the \
-              operator already keeps (or from full-object caches of the few kinds it inspects) and raising \
-              --concurrency would narrow the gap; the ordering wait can only shrink as fast as the cluster binds \
-              volumes and starts database pods.",
+        fix: "The operator cannot create the app Deployment before the database primary is Ready (it holds the \
+              first rollout until then), so T_children includes PVC binding by the PV controller, scheduling and \
+              the primary pod becoming Ready; the bare client has no such ordering. On top of that every change of \
+              a child re-triggers a reconcile of its WebCluster, each reconcile first GETs the Secret and the \
+              workloads it observes, and within one reconcile the server-side applies go out one after another. \
+              Debouncing the triggers (kube-runtime's controller `debounce`), reading the snapshot from watch \
+              caches instead of GETs, and applying the independent children of one WebCluster concurrently would \
+              cut the requests per WebCluster and narrow the gap; the ordering wait can only shrink as fast as the \
+              cluster binds volumes and starts database pods.",
     });
 
     let mem_target =
@@ -1070,12 +1071,13 @@ fn goals(results: &[SizeResult]) -> Vec<Goal> {
         name: "peak memory ≤ 64 MiB at N=1000",
         verdict,
         detail,
-        fix: "The memory grows with the cached objects: the WebCluster watcher keeps full objects (spec and status), \
-              the child stores keep metadata of 12 kinds plus the database and cache pods, and the applier remembers a \
-              hash per child. Stripping more of the cached metadata (annotations such as \
-              last-applied configuration, labels not used for lookups), keeping only what the controller reads of \
-              the WebClusters, and a smaller allocator footprint (fewer runtime worker threads, jemalloc/mimalloc \
-              tuned for release of freed pages) are where to look.",
+        fix: "The resident set grows with N: the WebCluster watcher keeps full objects (spec and status), the \
+              child stores keep the metadata of 12 kinds plus the database and cache pods (managedFields already \
+              stripped), the applier remembers a hash and version per child, and the allocator keeps memory freed \
+              after the convergence burst (compare the peak at T_ready with the overall peak). Dropping labels and \
+              annotations not used for lookups from the cached metadata, caching WebClusters as metadata plus the \
+              fields the controller reads, and bounding the memory the allocator retains (fewer runtime worker \
+              threads, an allocator that returns freed pages) are where to look.",
     });
 
     let writes: Vec<String> = results
@@ -1126,6 +1128,19 @@ fn goals(results: &[SizeResult]) -> Vec<Goal> {
     out
 }
 
+/// How many requests the operator needed for what the bare client did in one write per child.
+fn requests_note(r: &SizeResult) -> String {
+    match (r.converge_requests, r.raw_requests) {
+        (Some((reads, writes)), Some((_, raw_writes))) => format!(
+            "; while converging the operator sent {reads} reads and {writes} writes ({:.0} and {:.0} per \
+             WebCluster), the bare client {raw_writes} writes",
+            reads as f64 / r.n as f64,
+            writes as f64 / r.n as f64
+        ),
+        _ => String::new(),
+    }
+}
+
 fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: bool) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
@@ -1144,8 +1159,10 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
         "## Method\n\n\
          A local control plane (`hack/cluster.sh` with `WEBCLUSTER_CLUSTER_DIR=/tmp/wc-bench`: real etcd, \
          kube-apiserver, kube-controller-manager, kube-scheduler; kwok fakes 3 nodes in 3 zones and makes pods \
-         Running/Ready; a default StorageClass with pre-created PVs). The operator and the bench run on the same \
-         machine as the control plane, so they share its CPUs.\n\n\
+         Running/Ready; a default StorageClass with pre-created PVs; `make bench` sizes the node pod capacity \
+         and the PVs for the largest N). kwokctl's Service range is a /24 (254 ClusterIPs) and each slim \
+         WebCluster has 3 ClusterIP Services, so the bench adds a ServiceCIDR {SERVICE_CIDR}. The operator and \
+         the bench run on the same machine as the control plane, so they share its CPUs.\n\n\
          Each WebCluster is slim: app 2 replicas, memcached 1 node, managed PostgreSQL 1 primary + 1 replica, \
          nothing else: {} children and {} pods each ({} PVCs). For each N, in fresh namespaces (deleted afterwards; \
          Released PVs are made Available again):\n\n\
