@@ -53,7 +53,8 @@ wait_primary() {
 # shuts it down cleanly.
 start_server() {
   mariadbd --defaults-file="$DB_CONFIG_DIR/my.cnf" --datadir="$DATADIR" --socket="$SOCKET" \
-    --port="$DB_PORT" --server-id="$SERVER_ID" --pid-file="$DB_SOCKET_DIR/mariadb.pid" "$@" &
+    --port="$DB_PORT" --server-id="$SERVER_ID" --pid-file="$DB_SOCKET_DIR/mariadb.pid" \
+    --tmpdir="$DB_SOCKET_DIR" "$@" &
   pid=$!
   trap 'kill -TERM "$pid" 2>/dev/null || true' TERM INT
   wait_local
@@ -123,8 +124,9 @@ fresh=false
 if [ ! -d "$DATADIR/mysql" ]; then
   log "initialising $DATADIR"
   rm -rf "$DATADIR"
+  # Its own tmpdir: servers sharing /tmp (tests on one host) clash on temporary table names.
   mariadb-install-db --no-defaults --datadir="$DATADIR" --auth-root-authentication-method=normal \
-    --skip-test-db --skip-name-resolve --skip-log-bin >/dev/null
+    --skip-test-db --skip-name-resolve --skip-log-bin --tmpdir="$DB_SOCKET_DIR" >/dev/null
   fresh=true
 fi
 if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then
