@@ -184,23 +184,28 @@ async fn install_crd(client: &Client, root: &Path) -> Res<()> {
     api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&crd))
         .await
         .map_err(|e| format!("applying the CRD: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll_for_a_minute("the CRD did not become Established", || async {
         let current = api.get(&name).await.map_err(|e| e.to_string())?;
-        let established = current
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            return Ok(());
-        }
+        let conditions = current.status.and_then(|s| s.conditions).unwrap_or_default();
+        Ok(conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+    })
+    .await
+}
+
+/// Polls `check` every 200 ms until it holds; fails with `failure` after 60 s.
+async fn poll_for_a_minute<F, Fut>(failure: &str, mut check: F) -> Res<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Res<bool>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await? {
         if Instant::now() > deadline {
-            return Err("the CRD did not become Established within 60 s".into());
+            return Err(format!("{failure} within 60 s"));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(())
 }
 
 /// kwokctl's service range is a /24 (254 ClusterIPs); each slim WebCluster has 3
@@ -216,23 +221,12 @@ async fn ensure_service_range(client: &Client) -> Res<()> {
     api.patch(SERVICE_CIDR_NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
         .await
         .map_err(|e| format!("adding ServiceCIDR {SERVICE_CIDR}: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll_for_a_minute(&format!("ServiceCIDR {SERVICE_CIDR} did not become Ready"), || async {
         let current = api.get(SERVICE_CIDR_NAME).await.map_err(|e| e.to_string())?;
-        let ready = current
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        if ready {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("ServiceCIDR {SERVICE_CIDR} did not become Ready within 60 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let conditions = current.status.and_then(|s| s.conditions).unwrap_or_default();
+        Ok(conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+    .await
 }
 
 async fn create_namespace(client: &Client, ns: &str) -> Res<()> {
