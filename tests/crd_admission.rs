@@ -30,12 +30,27 @@ async fn the_crd_is_structural_and_established() {
     assert!(!conditions.contains("NonStructuralSchema=True"), "{conditions}");
 }
 
+/// `kubectl explain` output; the API server publishes a new CRD's OpenAPI a
+/// moment after it is Established, so this retries for up to 30 s.
+async fn explain(path: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..150 {
+        let out = kubectl(&["explain", path]);
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("kubectl explain {path} kept failing: {last}");
+}
+
 #[tokio::test]
 async fn kubectl_explain_teaches_the_api() {
     install_crd();
-    let spec = kubectl_ok(&["explain", "webcluster.spec"]);
+    let spec = explain("webcluster.spec").await;
     assert!(spec.contains("Shared sessions and cache"), "{spec}");
-    let managed = kubectl_ok(&["explain", "webcluster.spec.database.managed.replicas"]);
+    let managed = explain("webcluster.spec.database.managed.replicas").await;
     assert!(managed.contains("Read replicas following the primary"), "{managed}");
 }
 
