@@ -443,6 +443,29 @@ struct Seen {
 
 type Shared = Arc<Mutex<Seen>>;
 
+/// Watches `api` and feeds every applied or deleted object into `seen`.
+fn spawn_watch<K>(
+    api: Api<K>,
+    seen: Shared,
+    record: impl Fn(&mut Seen, K, bool) + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+        while let Some(event) = stream.next().await {
+            let Ok(event) = event else { continue };
+            let Ok(mut seen) = seen.lock() else { return };
+            match event {
+                Event::Apply(o) | Event::InitApply(o) => record(&mut seen, o, true),
+                Event::Delete(o) => record(&mut seen, o, false),
+                Event::Init | Event::InitDone => {}
+            }
+        }
+    })
+}
+
 fn watch_children(
     client: &Client,
     ns: &str,
@@ -452,48 +475,27 @@ fn watch_children(
     let mut tasks = Vec::new();
     for (kind, resource) in kinds {
         let api: Api<PartialObjectMeta<DynamicObject>> = Api::namespaced_with(client.clone(), ns, resource);
-        let (kind, seen) = (kind.to_string(), seen.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
-            while let Some(event) = stream.next().await {
-                let Ok(event) = event else { continue };
-                let Ok(mut seen) = seen.lock() else { return };
-                match event {
-                    Event::Apply(o) | Event::InitApply(o) => {
-                        seen.objects.insert((kind.clone(), o.name_any()), o.uid().unwrap_or_default());
-                    }
-                    Event::Delete(o) => {
-                        seen.objects.remove(&(kind.clone(), o.name_any()));
-                    }
-                    Event::Init | Event::InitDone => {}
-                }
+        let kind = kind.to_string();
+        tasks.push(spawn_watch(api, seen.clone(), move |seen, o, exists| {
+            let key = (kind.clone(), o.name_any());
+            if exists {
+                seen.objects.insert(key, o.uid().unwrap_or_default());
+            } else {
+                seen.objects.remove(&key);
             }
         }));
     }
     let api: Api<WebCluster> = Api::namespaced(client.clone(), ns);
-    let seen = seen.clone();
-    tasks.push(tokio::spawn(async move {
-        let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
-        while let Some(event) = stream.next().await {
-            let Ok(event) = event else { continue };
-            let Ok(mut seen) = seen.lock() else { return };
-            match event {
-                Event::Apply(wc) | Event::InitApply(wc) => {
-                    let ready = wc
-                        .status
-                        .as_ref()
-                        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                    if ready {
-                        seen.ready.insert(wc.name_any());
-                    } else {
-                        seen.ready.remove(&wc.name_any());
-                    }
-                }
-                Event::Delete(wc) => {
-                    seen.ready.remove(&wc.name_any());
-                }
-                Event::Init | Event::InitDone => {}
-            }
+    tasks.push(spawn_watch(api, seen.clone(), |seen, wc, exists| {
+        let ready = exists
+            && wc
+                .status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if ready {
+            seen.ready.insert(wc.name_any());
+        } else {
+            seen.ready.remove(&wc.name_any());
         }
     }));
     tasks

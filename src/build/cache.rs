@@ -5,14 +5,15 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, Context, restricted_container, restricted_pod};
+use super::pod::{pod_name_env, spread_affinity, tcp_probe};
 use super::storage::claim_template;
 use super::wiring::plain;
 use super::{Child, names};
@@ -203,7 +204,7 @@ fn redis_env(ctx: &Context) -> Vec<EnvVar> {
         plain("REDIS_PORT", "6379"),
         plain("REDIS_CONFIG_DIR", REDIS_CONFIG_DIR),
         plain("REDIS_DATA_DIR", "/data"),
-        super::database::pod_name_env("REDIS_POD_NAME"),
+        pod_name_env("REDIS_POD_NAME"),
     ]
 }
 
@@ -229,16 +230,6 @@ fn memory_resources(memory_mib: i32) -> ResourceRequirements {
         ])),
         limits: Some(BTreeMap::from([("memory".to_string(), Quantity(format!("{limit}Mi")))])),
         ..ResourceRequirements::default()
-    }
-}
-
-/// A TCP probe on `port`.
-pub fn tcp_probe(port: i32, period_seconds: i32) -> Probe {
-    Probe {
-        tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(port), host: None }),
-        period_seconds: Some(period_seconds),
-        failure_threshold: Some(3),
-        ..Probe::default()
     }
 }
 
@@ -282,7 +273,7 @@ fn stateful_set(ctx: &Context, spec: &CacheSpec) -> Child {
                     volumes: (!volumes.is_empty()).then_some(volumes),
                     security_context: Some(restricted_pod(Some(uid))),
                     automount_service_account_token: Some(false),
-                    affinity: Some(super::database::spread_affinity(ctx, Component::Cache)),
+                    affinity: Some(spread_affinity(ctx, Component::Cache)),
                     ..PodSpec::default()
                 }),
             },

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 use super::meta::{Component, Context};
 use super::{Child, Observed, database, names};
-use crate::api::{DatabaseEngine, WebCluster, WebClusterSpec};
+use crate::api::{DatabaseEngine, WebClusterSpec};
 
 /// Password of the application's database user.
 pub const DB_PASSWORD: &str = "db-password";
@@ -47,11 +47,7 @@ pub const DSN_PARTS: [&str; 6] = ["url", "host", "port", "name", "user", "passwo
 
 /// Keys whose values the controller generates once: database passwords (managed
 /// database only) and the shared secrets.
-pub fn generated_keys(cluster: &WebCluster) -> Vec<String> {
-    generated_keys_of(&cluster.spec)
-}
-
-fn generated_keys_of(spec: &WebClusterSpec) -> Vec<String> {
+pub fn generated_keys(spec: &WebClusterSpec) -> Vec<String> {
     let mut keys = Vec::new();
     if spec.database.as_ref().is_some_and(|db| db.managed.is_some()) {
         keys.extend([DB_PASSWORD, DB_SUPERUSER_PASSWORD, DB_REPLICATION_PASSWORD].map(String::from));
@@ -68,7 +64,7 @@ pub fn secret(ctx: &Context, observed: &Observed) -> Option<Child> {
     if ctx.spec.database.is_none() && ctx.spec.app.shared_secrets.is_empty() {
         return None;
     }
-    let mut data: BTreeMap<String, String> = generated_keys_of(ctx.spec)
+    let mut data: BTreeMap<String, String> = generated_keys(ctx.spec)
         .into_iter()
         .filter_map(|key| observed.generated.get(&key).map(|value| (key, value.clone())))
         .collect();

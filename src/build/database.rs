@@ -6,17 +6,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
-    ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, WeightedPodAffinityTerm,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, ExecAction, PodSpec, PodTemplateSpec, Probe,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::cache::tcp_probe;
 use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD};
 use super::meta::{Component, Context, restricted_container, restricted_pod};
+use super::pod::{pod_name_env, spread_affinity, tcp_probe};
 use super::storage::{claim_retention, claim_template};
 use super::wiring::{from_secret, plain};
 use super::{Child, names};
@@ -162,18 +161,6 @@ fn service(ctx: &Context, engine: DatabaseEngine, name: String, selector: Option
     .into()
 }
 
-/// An environment variable holding the pod's own name.
-pub fn pod_name_env(name: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: "metadata.name".into(), api_version: None }),
-            ..EnvVarSource::default()
-        }),
-    }
-}
-
 /// The environment the start and probe scripts read.
 fn script_env(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -> Vec<EnvVar> {
     let secret = names::credentials(ctx.name);
@@ -285,22 +272,4 @@ fn stateful_set(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase
         ..StatefulSet::default()
     }
     .into()
-}
-
-/// Prefer one pod of a component per node.
-pub fn spread_affinity(ctx: &Context, component: Component) -> Affinity {
-    Affinity {
-        pod_anti_affinity: Some(PodAntiAffinity {
-            preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
-                weight: 100,
-                pod_affinity_term: PodAffinityTerm {
-                    label_selector: Some(ctx.selector(component)),
-                    topology_key: "kubernetes.io/hostname".into(),
-                    ..PodAffinityTerm::default()
-                },
-            }]),
-            ..PodAntiAffinity::default()
-        }),
-        ..Affinity::default()
-    }
 }

@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::app::SERVICE_PORT;
-use super::cache::tcp_probe;
 use super::meta::{Component, Context, restricted_container, restricted_pod};
+use super::pod::{spread_affinity, tcp_probe};
 use super::{Child, names};
 use crate::api::HttpCacheSpec;
 
@@ -115,7 +115,7 @@ fn deployment(ctx: &Context, spec: &HttpCacheSpec) -> Child {
                     ]),
                     security_context: Some(restricted_pod(Some(VARNISH_UID))),
                     automount_service_account_token: Some(false),
-                    affinity: Some(super::database::spread_affinity(ctx, Component::HttpCache)),
+                    affinity: Some(spread_affinity(ctx, Component::HttpCache)),
                     ..PodSpec::default()
                 }),
             },

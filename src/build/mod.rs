@@ -12,6 +12,7 @@ mod jobs;
 pub mod meta;
 pub mod names;
 mod network;
+mod pod;
 mod storage;
 mod wiring;
 
@@ -57,7 +58,7 @@ impl Observed {
     /// What `render` assumes without a cluster: the spec's image serves, no
     /// migration runs, generated values are visible placeholders.
     pub fn offline(cluster: &WebCluster) -> Self {
-        let generated = credentials::generated_keys(cluster)
+        let generated = credentials::generated_keys(&cluster.spec)
             .into_iter()
             .map(|key| {
                 let placeholder = format!("generated-{}", key.replace(['.', '_'], "-").to_lowercase());

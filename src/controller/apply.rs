@@ -56,6 +56,8 @@ pub struct Applier {
     client: Client,
     metrics: Arc<Metrics>,
     applied: Mutex<HashMap<ChildKey, Applied>>,
+    /// Per WebCluster uid: the hash of the desired (kind, name) set last pruned against.
+    pruned: Mutex<HashMap<String, u64>>,
 }
 
 /// The version that changes when someone else changes the child: the
@@ -91,7 +93,7 @@ fn metadata_matches(desired: &ObjectMeta, current: &ObjectMeta) -> bool {
 impl Applier {
     /// An applier with an empty memory.
     pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
-        Self { client, metrics, applied: Mutex::new(HashMap::new()) }
+        Self { client, metrics, applied: Mutex::new(HashMap::new()), pruned: Mutex::new(HashMap::new()) }
     }
 
     fn api(&self, resource: &ApiResource, namespace: &str) -> Api<DynamicObject> {
@@ -162,7 +164,9 @@ impl Applier {
     }
 
     /// Deletes children of the WebCluster `uid` that the spec no longer asks
-    /// for. Never data objects (claims, the generated Secret).
+    /// for. Never data objects (claims, the generated Secret). The scan of the
+    /// caches only runs when the set of desired children differs from the one
+    /// last pruned against: nothing can be stale otherwise.
     pub async fn prune(
         &self,
         stores: &ChildStores,
@@ -171,6 +175,12 @@ impl Applier {
         uid: &str,
     ) -> Result<usize, Error> {
         let desired: BTreeSet<(&str, &str)> = children.iter().map(|c| (c.kind(), c.name())).collect();
+        let mut hasher = DefaultHasher::new();
+        desired.hash(&mut hasher);
+        let desired_hash = hasher.finish();
+        if self.pruned.lock().ok().and_then(|p| p.get(uid).copied()) == Some(desired_hash) {
+            return Ok(0);
+        }
         let mut deleted = 0;
         for (resource, meta) in stores.controlled_by(namespace, uid) {
             let name = meta.name.clone().unwrap_or_default();
@@ -186,6 +196,9 @@ impl Applier {
                 Err(error) if is_not_found(&error) => {}
                 Err(error) => return Err(Error::api("delete", &resource.kind, namespace, &name, error)),
             }
+        }
+        if let Ok(mut pruned) = self.pruned.lock() {
+            pruned.insert(uid.to_string(), desired_hash);
         }
         Ok(deleted)
     }

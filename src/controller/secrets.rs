@@ -12,7 +12,7 @@ use crate::build::credentials::{ALPHABET, GENERATED_LENGTH, generated_keys};
 /// random value for each key the spec asks for that has none yet.
 pub fn complete(cluster: &WebCluster, existing: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
     let mut values = existing.cloned().unwrap_or_default();
-    for key in generated_keys(cluster) {
+    for key in generated_keys(&cluster.spec) {
         values.entry(key).or_insert_with(random_value);
     }
     values
