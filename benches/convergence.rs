@@ -12,6 +12,8 @@
 //!   BENCH_CPU_IDLE_SECONDS first part (60)
 //!   BENCH_REACTIONS        deletions of a child timed per size (100)
 //!   BENCH_TIMEOUT_SECONDS  limit per wait (900)
+//!   BENCH_SKIP_RAW         1 skips the bare client (for profiling runs: set
+//!                          BENCH_OPERATOR to a wrapper that starts a profiler)
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -83,6 +85,7 @@ struct Settings {
     timeout: Duration,
     operator: PathBuf,
     root: PathBuf,
+    skip_raw: bool,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Res<T> {
@@ -120,6 +123,7 @@ impl Settings {
             timeout: Duration::from_secs(env_num("BENCH_TIMEOUT_SECONDS", 900)?),
             operator,
             root,
+            skip_raw: std::env::var("BENCH_SKIP_RAW").is_ok_and(|v| v == "1"),
         })
     }
 }
@@ -914,9 +918,31 @@ async fn run_size_steps(
         settings.concurrency
     );
     ensure_pvs(client, claims).await?;
-    create_namespace(client, &raw_ns).await?;
-    let raw = raw_apply(settings, &objects, &raw_ns).await;
-    match raw {
+    if !settings.skip_raw {
+        raw_step(settings, client, &objects, &raw_ns, result).await?;
+        ensure_pvs(client, claims).await?;
+    }
+    create_namespace(client, &op_ns).await?;
+    let outcome = operator_steps(settings, client, n, &op_ns, is_largest, result).await;
+    progress!("N={n}: deleting {op_ns}");
+    let deleted = delete_namespace(client, &op_ns).await;
+    outcome?;
+    let seconds = deleted?;
+    progress!("N={n}: {op_ns} deleted in {seconds:.0}s");
+    Ok(())
+}
+
+/// Step 1: the bare client applies `objects` into `raw_ns`, which is deleted afterwards.
+async fn raw_step(
+    settings: &Settings,
+    client: &Client,
+    objects: &Desired,
+    raw_ns: &str,
+    result: &mut SizeResult,
+) -> Res<()> {
+    let n = result.n;
+    create_namespace(client, raw_ns).await?;
+    match raw_apply(settings, objects, raw_ns).await {
         Ok((seconds, requests)) => {
             result.t_raw = Some(seconds);
             result.raw_requests = Some(requests);
@@ -928,17 +954,8 @@ async fn run_size_steps(
         }
     }
     progress!("N={n} step 1/5: deleting {raw_ns}");
-    let seconds = delete_namespace(client, &raw_ns).await?;
+    let seconds = delete_namespace(client, raw_ns).await?;
     progress!("N={n} step 1/5: {raw_ns} deleted in {seconds:.0}s");
-    ensure_pvs(client, claims).await?;
-
-    create_namespace(client, &op_ns).await?;
-    let outcome = operator_steps(settings, client, n, &op_ns, is_largest, result).await;
-    progress!("N={n}: deleting {op_ns}");
-    let deleted = delete_namespace(client, &op_ns).await;
-    outcome?;
-    let seconds = deleted?;
-    progress!("N={n}: {op_ns} deleted in {seconds:.0}s");
     Ok(())
 }
 

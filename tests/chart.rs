@@ -10,12 +10,11 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kube::config::Kubeconfig;
 use serde_json::Value;
-use support::{TestNamespace, kubectl, kubectl_ok, repo_root, toolchain_bin, unique_name, wait_for};
+use support::{TestNamespace, ensure_crd, kubectl, kubectl_ok, repo_root, toolchain_bin, unique_name, wait_for};
 use webcluster::api::WebCluster;
 
 const CHART: &str = "charts/webcluster-operator";
@@ -103,16 +102,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Installs the CRD once per test process (other test files may have done it already).
-fn ensure_crd() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let crd = repo_root().join("crds/webcluster.yaml");
-        kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd.to_string_lossy()]);
-        kubectl_ok(&["wait", "--for", "condition=Established", "crd/webclusters.webcluster.io", "--timeout=60s"]);
-    });
 }
 
 /// A Helm release in a test namespace, uninstalled when dropped (its ClusterRole

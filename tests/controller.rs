@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -15,22 +15,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Servi
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use support::{TestNamespace, kubectl_ok, wait_for};
+use support::{TestNamespace, ensure_crd, kubectl_ok, wait_for};
 use tokio::sync::oneshot;
 use webcluster::api::WebCluster;
 use webcluster::controller::{self, Metrics, Settings};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Installs the CRD once per test process.
-fn ensure_crd() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let crd = support::repo_root().join("crds/webcluster.yaml");
-        kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd.to_string_lossy()]);
-        kubectl_ok(&["wait", "--for", "condition=Established", "crd/webclusters.webcluster.io", "--timeout=60s"]);
-    });
-}
 
 /// An operator running in this process, watching one namespace.
 struct Operator {
@@ -350,6 +340,26 @@ async fn a_failed_migration_keeps_the_old_image_and_says_why() {
     assert_eq!(deployment_image(&ns, "blog-app").await.as_deref(), Some("blog:1"), "the old image keeps serving");
     let (ready, _, _) = condition(&api, "blog", "Ready").await.expect("Ready");
     assert_eq!(ready, "False");
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_first_migration_holds_the_app_at_zero_pods() {
+    let ns = TestNamespace::new("first-migration").await;
+    let operator = Operator::start(ns.name()).await;
+    let failing =
+        MIGRATING.replace("replicas: 2\n", "replicas: 2\n    pod: {labels: {webcluster.test/fail: \"true\"}}\n");
+    apply_yaml(&ns, &failing).await;
+    let api = ns.api::<WebCluster>();
+    wait_for("AppReady=False with reason MigrationFailed", READY_TIMEOUT, || {
+        let api = api.clone();
+        async move { condition(&api, "blog", "AppReady").await.is_some_and(|(_, reason, _)| reason == "MigrationFailed") }
+    })
+    .await;
+    let deployment = ns.api::<Deployment>().get("blog-app").await.expect("the app Deployment exists while held");
+    assert_eq!(deployment.spec.replicas, Some(0), "no app pod runs before the first migration succeeds");
+    let annotations = deployment.metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations.get(webcluster::build::HOLD_ANNOTATION).map(String::as_str), Some("held"));
     operator.stop().await;
 }
 

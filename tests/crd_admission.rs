@@ -7,13 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{TestNamespace, kubectl, kubectl_ok};
-
-fn install_crd() {
-    let crd = support::repo_root().join("crds/webcluster.yaml");
-    kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd.to_string_lossy()]);
-    kubectl_ok(&["wait", "--for", "condition=Established", "crd/webclusters.webcluster.io", "--timeout=60s"]);
-}
+use support::{TestNamespace, install_crd, kubectl, kubectl_ok};
 
 #[tokio::test]
 async fn the_crd_is_structural_and_established() {

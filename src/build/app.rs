@@ -24,15 +24,14 @@ pub const SERVICE_PORT: i32 = 80;
 /// Name of the container port and Service port.
 const PORT_NAME: &str = "http";
 
-/// The app's objects. The Deployment (and its HPA) only once an image may serve.
+/// Annotation of an app Deployment whose first rollout waits (for the database
+/// or the first migration). The controller releases it once, by dropping it.
+pub const HOLD_ANNOTATION: &str = "webcluster.io/first-rollout";
+
+/// The app's objects.
 pub fn objects(ctx: &Context, observed: &Observed) -> Vec<Child> {
-    let mut objects = vec![service(ctx)];
-    if let Some(image) = &observed.serving_image {
-        objects.push(deployment(ctx, image));
-        if let Some(hpa) = autoscaler(ctx) {
-            objects.push(hpa);
-        }
-    }
+    let mut objects = vec![service(ctx), deployment(ctx, &observed.serving_image, observed.hold_first_rollout)];
+    objects.extend(autoscaler(ctx));
     if let Some(pdb) = disruption_budget(ctx) {
         objects.push(pdb);
     }
@@ -42,7 +41,9 @@ pub fn objects(ctx: &Context, observed: &Observed) -> Vec<Child> {
     objects
 }
 
-fn deployment(ctx: &Context, image: &str) -> Child {
+/// The app Deployment. While its first rollout is held it runs no pods, so an
+/// app that sets up its schema at start-up never meets a missing database.
+fn deployment(ctx: &Context, image: &str, held: bool) -> Child {
     let app = &ctx.spec.app;
     let name = names::app(ctx.name);
     let mut container = workload_container(ctx, image, None);
@@ -63,11 +64,16 @@ fn deployment(ctx: &Context, image: &str) -> Child {
     });
     let mut labels = overrides.labels;
     labels.extend(ctx.labels(Component::App, ctx.name));
+    let mut metadata = ctx.meta(name, Component::App, ctx.name);
+    if held {
+        metadata.annotations.get_or_insert_default().insert(HOLD_ANNOTATION.into(), "held".into());
+    }
+    // With an HPA the operator leaves the count to it (and does not own the field).
+    let replicas = if held { Some(0) } else { app.autoscaling.is_none().then_some(app.replicas) };
     Deployment {
-        metadata: ctx.meta(name, Component::App, ctx.name),
+        metadata,
         spec: DeploymentSpec {
-            // With an HPA the operator leaves the count to it (and does not own the field).
-            replicas: app.autoscaling.is_none().then_some(app.replicas),
+            replicas,
             selector: ctx.selector(Component::App),
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),

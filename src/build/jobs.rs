@@ -15,7 +15,7 @@ const STARTING_DEADLINE_SECONDS: i64 = 300;
 /// One CronJob per task. While a migration runs they are suspended, so no task
 /// sees a half-migrated database.
 pub fn objects(ctx: &Context, observed: &Observed) -> Vec<Child> {
-    let image = observed.serving_image.as_deref().unwrap_or(&ctx.spec.app.image);
+    let image = &observed.serving_image;
     ctx.spec.jobs.iter().map(|task| cron_job(ctx, task, image, observed.migration_running)).collect()
 }
 

@@ -18,6 +18,7 @@ mod wiring;
 
 use std::collections::BTreeMap;
 
+pub use app::HOLD_ANNOTATION;
 pub use cache::backend_name as cache_backend_name;
 pub use child::Child;
 pub use database::engine_name;
@@ -35,9 +36,11 @@ pub struct Observed {
     pub generated: BTreeMap<String, String>,
     /// DSNs read from the Secrets `spec.database.external` points at.
     pub external_db: Option<ExternalUrls>,
-    /// Image the app Deployment runs. `None` leaves the Deployment out (first
-    /// install, waiting for the database or the first migration).
-    pub serving_image: Option<String>,
+    /// Image the app Deployment (and the CronJobs) run.
+    pub serving_image: String,
+    /// The first rollout waits for the database or the first migration: the
+    /// Deployment exists but runs no pods until then.
+    pub hold_first_rollout: bool,
     /// A migration Job is running: CronJobs are suspended meanwhile.
     pub migration_running: bool,
     /// The migration Job of `spec.app.image` belongs in the desired state (the
@@ -77,7 +80,8 @@ impl Observed {
         Self {
             generated,
             external_db,
-            serving_image: Some(cluster.spec.app.image.clone()),
+            serving_image: cluster.spec.app.image.clone(),
+            hold_first_rollout: false,
             migration_running: false,
             start_migration: true,
         }

@@ -2,23 +2,22 @@
 //! what was applied last; pruning of children the spec no longer asks for; the
 //! role labels of database pods.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 use kube::{Api, Client};
 use serde_json::json;
 
+use super::digest::{Digest, hash_of};
 use super::error::{Error, is_not_found, is_rejection};
 use super::metrics::Metrics;
-use super::stores::{ChildStores, database_pods};
-use crate::build::meta::{DATA_LABEL, MANAGER};
-use crate::build::{Child, ROLE_LABEL, ROLE_PRIMARY, ROLE_REPLICA, primary_pod};
+use super::stores::ChildStores;
+use crate::build::meta::MANAGER;
+use crate::build::{Child, ROLE_LABEL, ROLE_PRIMARY, ROLE_REPLICA, names, primary_pod};
 
 /// What one apply pass did.
 #[derive(Debug, Default)]
@@ -32,10 +31,10 @@ pub struct ApplyOutcome {
 }
 
 /// What was applied to one child, and the child's version right after.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Applied {
     hash: u64,
-    version: String,
+    version: u64,
 }
 
 type ChildKey = (&'static str, String, String);
@@ -60,36 +59,6 @@ pub struct Applier {
     pruned: Mutex<HashMap<String, u64>>,
 }
 
-/// The version that changes when someone else changes the child: the
-/// generation where the API server tracks it (status updates do not move it),
-/// the resourceVersion otherwise.
-fn version(meta: &ObjectMeta) -> String {
-    match meta.generation {
-        Some(generation) if generation > 0 => format!("g{generation}"),
-        _ => format!("r{}", meta.resource_version.clone().unwrap_or_default()),
-    }
-}
-
-fn hash_of(value: &serde_json::Value) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    value.to_string().hash(&mut hasher);
-    hasher.finish()
-}
-
-/// The cached child still carries the labels, annotations and owner the desired one has.
-fn metadata_matches(desired: &ObjectMeta, current: &ObjectMeta) -> bool {
-    let contains = |want: &Option<std::collections::BTreeMap<String, String>>,
-                    have: &Option<std::collections::BTreeMap<String, String>>| {
-        want.iter().flatten().all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
-    };
-    let owners_match = desired
-        .owner_references
-        .iter()
-        .flatten()
-        .all(|o| current.owner_references.iter().flatten().any(|c| c.uid == o.uid));
-    contains(&desired.labels, &current.labels) && contains(&desired.annotations, &current.annotations) && owners_match
-}
-
 impl Applier {
     /// An applier with an empty memory.
     pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
@@ -101,7 +70,7 @@ impl Applier {
     }
 
     fn remembered(&self, key: &ChildKey) -> Option<Applied> {
-        self.applied.lock().ok()?.get(key).cloned()
+        self.applied.lock().ok()?.get(key).copied()
     }
 
     fn remember(&self, key: ChildKey, applied: Applied) {
@@ -139,12 +108,12 @@ impl Applier {
         let (kind, name) = (child.kind(), child.name().to_string());
         let key = (kind, namespace.to_string(), name.clone());
         let desired = child.to_json();
-        let hash = hash_of(&desired);
-        let current = stores.meta(kind, namespace, &name);
+        let hash = hash_of(&desired.to_string());
+        let current = stores.digest(kind, namespace, &name);
         let unchanged = match (&current, self.remembered(&key)) {
             (Some(_), _) if matches!(child, Child::Job(_)) => true,
-            (Some(meta), Some(last)) => {
-                last.hash == hash && last.version == version(meta) && metadata_matches(child.meta(), meta)
+            (Some(digest), Some(last)) => {
+                last.hash == hash && last.version == digest.version && digest.holds(child.meta())
             }
             _ => false,
         };
@@ -154,7 +123,7 @@ impl Applier {
         let params = PatchParams::apply(MANAGER).force();
         match self.api(&child.api_resource(), namespace).patch(&name, &params, &Patch::Apply(&desired)).await {
             Ok(object) => {
-                self.remember(key, Applied { hash, version: version(&object.metadata) });
+                self.remember(key, Applied { hash, version: Digest::of(&object.metadata).version });
                 self.metrics.applied(kind);
                 Ok(ChildResult::Applied)
             }
@@ -164,7 +133,7 @@ impl Applier {
     }
 
     /// Deletes children of the WebCluster `uid` that the spec no longer asks
-    /// for. Never data objects (claims, the generated Secret). The scan of the
+    /// for. Never data objects (claims, the generated Secret): the caches leave them out. The scan of the
     /// caches only runs when the set of desired children differs from the one
     /// last pruned against: nothing can be stale otherwise.
     pub async fn prune(
@@ -175,17 +144,13 @@ impl Applier {
         uid: &str,
     ) -> Result<usize, Error> {
         let desired: BTreeSet<(&str, &str)> = children.iter().map(|c| (c.kind(), c.name())).collect();
-        let mut hasher = DefaultHasher::new();
-        desired.hash(&mut hasher);
-        let desired_hash = hasher.finish();
+        let desired_hash = hash_of(&desired);
         if self.pruned.lock().ok().and_then(|p| p.get(uid).copied()) == Some(desired_hash) {
             return Ok(0);
         }
         let mut deleted = 0;
-        for (resource, meta) in stores.controlled_by(namespace, uid) {
-            let name = meta.name.clone().unwrap_or_default();
-            let is_data = meta.labels.as_ref().and_then(|l| l.get(DATA_LABEL)).is_some_and(|v| v == "true");
-            if is_data || desired.contains(&(resource.kind.as_str(), name.as_str())) {
+        for (resource, name) in stores.controlled_by(namespace, uid) {
+            if desired.contains(&(resource.kind.as_str(), name.as_str())) {
                 continue;
             }
             match self.api(&resource, namespace).delete(&name, &DeleteParams::background()).await {
@@ -204,14 +169,20 @@ impl Applier {
     }
 
     /// Labels each database pod with its role: the read-only Service selects replicas.
-    pub async fn label_database_pods(&self, stores: &ChildStores, namespace: &str, cluster: &str) -> Result<(), Error> {
+    pub async fn label_database_pods(
+        &self,
+        stores: &ChildStores,
+        namespace: &str,
+        cluster: &str,
+        replicas: i32,
+    ) -> Result<(), Error> {
         let primary = primary_pod(cluster);
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), namespace);
-        for pod in database_pods(stores, namespace, cluster) {
-            let name = pod.name.clone().unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        for ordinal in 0..=replicas {
+            let name = format!("{}-{ordinal}", names::database(cluster));
             let role = if name == primary { ROLE_PRIMARY } else { ROLE_REPLICA };
-            if pod.labels.as_ref().and_then(|l| l.get(ROLE_LABEL)).map(String::as_str) == Some(role) {
-                continue;
+            if stores.pod_has_label(namespace, &name, ROLE_LABEL, role) != Some(false) {
+                continue; // labelled already, or not created yet
             }
             let patch = json!({ "metadata": { "labels": { ROLE_LABEL: role } } });
             match pods.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {

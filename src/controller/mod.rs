@@ -2,6 +2,7 @@
 //! describes them, then tells the truth in status.
 
 mod apply;
+mod digest;
 pub mod error;
 mod events;
 pub mod leader;
@@ -15,7 +16,6 @@ mod status;
 mod stores;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,8 +61,6 @@ pub struct Context {
     metrics: Arc<Metrics>,
     /// Consecutive failures per WebCluster, for the backoff.
     failures: Mutex<HashMap<(String, String), u32>>,
-    /// The child caches hold a full list (set once).
-    caches_ready: Arc<AtomicBool>,
 }
 
 /// A client that counts every request it sends in `metrics`.
@@ -87,26 +85,15 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let caches_ready = Arc::new(AtomicBool::new(false));
-    // The caches fill while the controller polls their watches; reconciles wait for them.
-    let waiting = tokio::spawn({
-        let (stores, caches_ready) = (stores.clone(), caches_ready.clone());
-        async move {
-            if stores.ready().await {
-                caches_ready.store(true, Ordering::Release);
-            }
-        }
-    });
     let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         applier: apply::Applier::new(client.clone(), metrics.clone()),
         client,
-        stores: stores.clone(),
+        stores,
         settings: settings.clone(),
         metrics,
         failures: Mutex::new(HashMap::new()),
-        caches_ready,
     });
     let controller = Controller::new(clusters, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().concurrency(settings.concurrency).debounce(settings.debounce))
@@ -121,6 +108,5 @@ pub async fn run(
             }
         })
         .await;
-    waiting.abort();
     tracing::info!("controller stopped");
 }

@@ -2,6 +2,7 @@
 //! Secret, the external DSNs, and the state of the workloads.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -10,7 +11,9 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use super::error::Error;
+use super::stores::{Cached, ChildStores, StoreOf};
 use crate::api::{SecretKeyRef, WebCluster};
+use crate::build::credentials::generated_keys;
 use crate::build::{ExternalUrls, names};
 
 /// The cluster's state as one reconcile sees it.
@@ -36,74 +39,86 @@ pub struct Snapshot {
     pub files_claim: Option<PersistentVolumeClaim>,
 }
 
-/// Reads the snapshot of `cluster`; the independent reads run concurrently.
-pub async fn snapshot(client: &Client, cluster: &WebCluster, namespace: &str) -> Result<Snapshot, Error> {
+/// Reads the snapshot of `cluster`: the operator's own children from the
+/// caches, the user's Secrets and claims (and a generated Secret the cache
+/// does not show complete) with GETs.
+pub async fn snapshot(
+    client: &Client,
+    stores: &ChildStores,
+    cluster: &WebCluster,
+    namespace: &str,
+) -> Result<Snapshot, Error> {
     let name = cluster.metadata.name.as_deref().ok_or(Error::MissingMetadata("name"))?;
     let spec = &cluster.spec;
     let managed_db = spec.database.as_ref().is_some_and(|db| db.managed.is_some());
-    let (generated, deployment, database, cache, migration_job, cron_jobs, storage, external_db) = futures::try_join!(
-        get_if::<Secret>(true, client, namespace, names::credentials(name)),
-        get_if::<Deployment>(true, client, namespace, names::app(name)),
-        get_if::<StatefulSet>(managed_db, client, namespace, names::database(name)),
-        get_if::<StatefulSet>(spec.cache.is_some(), client, namespace, names::cache(name)),
-        get_if::<Job>(spec.app.migration.is_some(), client, namespace, names::migration(name, &spec.app.image)),
-        cron_jobs(client, cluster, namespace, name),
-        storage(client, cluster, namespace, name),
+    let (generated, storage, external_db) = futures::try_join!(
+        generated(client, stores, cluster, namespace, name),
+        storage(client, stores, cluster, namespace, name),
         external(client, cluster, namespace),
     )?;
     let (files_claim, s3_credentials_found) = storage;
+    let cron_jobs = spec
+        .jobs
+        .iter()
+        .filter_map(|task| {
+            Some((task.name.clone(), cached::<CronJob>(stores, namespace, &names::cron_task(name, &task.name))?))
+        })
+        .collect();
     Ok(Snapshot {
-        generated: generated.map(secret_strings),
+        generated,
         external_db,
         s3_credentials_found,
-        deployment,
-        database,
-        cache,
+        deployment: cached(stores, namespace, &names::app(name)),
+        database: cached(stores, namespace, &names::database(name)).filter(|_| managed_db),
+        cache: cached(stores, namespace, &names::cache(name)).filter(|_| spec.cache.is_some()),
         cron_jobs,
-        migration_job,
+        migration_job: cached(stores, namespace, &names::migration(name, &spec.app.image))
+            .filter(|_| spec.app.migration.is_some()),
         files_claim,
     })
 }
 
-/// [`get`] when `wanted`, else nothing (owns the name, for concurrent reads).
-async fn get_if<K>(wanted: bool, client: &Client, namespace: &str, name: String) -> Result<Option<K>, Error>
+/// A copy of the cached (slimmed) object.
+fn cached<K>(stores: &ChildStores, namespace: &str, name: &str) -> Option<K>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: Cached<View = Arc<K>> + Clone,
+    ChildStores: StoreOf<K>,
 {
-    if wanted { get(client, namespace, &name).await } else { Ok(None) }
+    stores.get::<K>(namespace, name).map(|object| K::clone(&object))
 }
 
-async fn cron_jobs(
+/// The generated Secret's values. The cache may lag behind a Secret written a
+/// moment ago; generating values again would change passwords, so a Secret
+/// the cache does not show with every key is read from the API server.
+async fn generated(
     client: &Client,
+    stores: &ChildStores,
     cluster: &WebCluster,
     namespace: &str,
     name: &str,
-) -> Result<BTreeMap<String, CronJob>, Error> {
-    let mut found = BTreeMap::new();
-    for task in &cluster.spec.jobs {
-        if let Some(cron_job) = get::<CronJob>(client, namespace, &names::cron_task(name, &task.name)).await? {
-            found.insert(task.name.clone(), cron_job);
-        }
+) -> Result<Option<BTreeMap<String, String>>, Error> {
+    let secret_name = names::credentials(name);
+    let from_cache = cached::<Secret>(stores, namespace, &secret_name).map(secret_strings);
+    let keys = generated_keys(&cluster.spec);
+    if keys.is_empty() || from_cache.as_ref().is_some_and(|values| keys.iter().all(|k| values.contains_key(k))) {
+        return Ok(from_cache);
     }
-    Ok(found)
+    Ok(get::<Secret>(client, namespace, &secret_name).await?.map(secret_strings))
 }
 
 /// The files claim, and whether the S3 credentials Secret exists.
 async fn storage(
     client: &Client,
+    stores: &ChildStores,
     cluster: &WebCluster,
     namespace: &str,
     name: &str,
 ) -> Result<(Option<PersistentVolumeClaim>, Option<bool>), Error> {
     let Some(storage) = &cluster.spec.storage else { return Ok((None, None)) };
-    let claim = match &storage.volume {
-        Some(volume) => {
-            let claim = volume.existing_claim.clone().unwrap_or_else(|| names::files(name));
-            get(client, namespace, &claim).await?
-        }
+    let claim = match storage.volume.as_ref().map(|v| &v.existing_claim) {
+        // The user's own claim is not in the operator's caches.
+        Some(Some(existing)) => get(client, namespace, existing).await?,
+        Some(None) => cached(stores, namespace, &names::files(name)),
         None => None,
     };
     let s3_found = match &storage.s3 {

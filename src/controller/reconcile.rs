@@ -1,7 +1,6 @@
 //! One reconcile of one WebCluster: observe, build, apply, prune, report.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -18,7 +17,8 @@ use crate::build::build;
 
 /// Reconciles one WebCluster and records the outcome in the metrics.
 pub async fn reconcile(cluster: Arc<WebCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
-    if !ctx.caches_ready.load(Ordering::Acquire) {
+    // The caches fill while the controller polls their watches.
+    if !ctx.stores.ready() {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let started = Instant::now();
@@ -47,14 +47,14 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     let name = cluster.metadata.name.as_deref().ok_or(Error::MissingMetadata("name"))?;
     let uid = cluster.metadata.uid.as_deref().ok_or(Error::MissingMetadata("uid"))?;
 
-    let snapshot = observe::snapshot(&ctx.client, cluster, namespace).await?;
+    let snapshot = observe::snapshot(&ctx.client, &ctx.stores, cluster, namespace).await?;
     let generated = secrets::complete(cluster, snapshot.generated.as_ref());
     let observed = rollout::observed(cluster, &snapshot, generated);
     let children = build(cluster, &observed)?;
     let outcome = ctx.applier.apply(&ctx.stores, &children, namespace).await?;
     ctx.applier.prune(&ctx.stores, &children, namespace, uid).await?;
-    if cluster.spec.database.as_ref().is_some_and(|db| db.managed.is_some()) {
-        ctx.applier.label_database_pods(&ctx.stores, namespace, name).await?;
+    if let Some(managed) = cluster.spec.database.as_ref().and_then(|db| db.managed.as_ref()) {
+        ctx.applier.label_database_pods(&ctx.stores, namespace, name, managed.replicas).await?;
     }
     if outcome.applied > 0 {
         tracing::info!(namespace, name, applied = outcome.applied, unchanged = outcome.unchanged, "applied children");

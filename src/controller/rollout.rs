@@ -8,7 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 
 use super::observe::Snapshot;
 use crate::api::WebCluster;
-use crate::build::{ExternalUrls, Observed};
+use crate::build::{ExternalUrls, HOLD_ANNOTATION, Observed};
 
 /// Where the migration of `spec.app.image` stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,25 +81,29 @@ fn job_phase(job: &Job) -> MigrationPhase {
     MigrationPhase::Running
 }
 
+/// The app's first rollout has not happened: the Deployment does not exist
+/// yet or still carries the hold annotation.
+pub fn first_rollout_pending(deployment: Option<&Deployment>) -> bool {
+    deployment.is_none_or(|d| d.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(HOLD_ANNOTATION)))
+}
+
 /// What the builder needs to know about the cluster: generated values, DSNs,
 /// the serving image and whether a migration runs.
 pub fn observed(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<String, String>) -> Observed {
-    let current = current_image(snapshot.deployment.as_ref());
     let db_ready = database_ready(cluster, snapshot);
     let phase = migration_phase(cluster, snapshot);
-    let desired = &cluster.spec.app.image;
-    let serving_image = match (&phase, &current) {
-        // Nothing serves yet: wait for the database before the first rollout.
-        (MigrationPhase::NotConfigured, None) => db_ready.then(|| desired.clone()),
-        (MigrationPhase::NotConfigured | MigrationPhase::Succeeded, _) => Some(desired.clone()),
+    let image_may_serve = matches!(phase, MigrationPhase::NotConfigured | MigrationPhase::Succeeded);
+    let first_rollout = first_rollout_pending(snapshot.deployment.as_ref());
+    let serving_image = match current_image(snapshot.deployment.as_ref()) {
         // A pending, running or failed migration keeps the old version serving.
-        (_, Some(old)) => Some(old.clone()),
-        (_, None) => None,
+        Some(old) if !first_rollout && !image_may_serve => old,
+        _ => cluster.spec.app.image.clone(),
     };
     Observed {
         generated,
         external_db: snapshot.external_db.clone().and_then(Result::ok).or_else(|| placeholder_external(cluster)),
         serving_image,
+        hold_first_rollout: first_rollout && !(db_ready && image_may_serve),
         migration_running: phase == MigrationPhase::Running,
         start_migration: db_ready || snapshot.migration_job.is_some(),
     }
@@ -109,4 +113,84 @@ pub fn observed(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<S
 fn placeholder_external(cluster: &WebCluster) -> Option<ExternalUrls> {
     cluster.spec.database.as_ref()?.external.as_ref()?;
     Some(ExternalUrls { write: String::new(), read: String::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, StatefulSetStatus};
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+
+    use super::*;
+
+    fn cluster(migration: bool) -> WebCluster {
+        let migration = if migration { ", migration: {command: [migrate]}" } else { "" };
+        let yaml = format!("app: {{image: 'shop:2'{migration}}}\ndatabase: {{engine: postgresql, managed: {{}}}}");
+        WebCluster::new("shop", serde_saphyr::from_str(&yaml).expect("valid spec"))
+    }
+
+    fn deployment(image: &str, held: bool) -> Deployment {
+        let mut deployment = Deployment {
+            spec: DeploymentSpec {
+                template: PodTemplateSpec {
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "app".into(),
+                            image: Some(image.into()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        if held {
+            deployment.metadata.annotations = Some([(HOLD_ANNOTATION.to_string(), "held".to_string())].into());
+        }
+        deployment
+    }
+
+    fn snapshot(deployment: Option<Deployment>, database_ready: bool) -> Snapshot {
+        let ready = StatefulSetStatus { ready_replicas: Some(i32::from(database_ready)), ..Default::default() };
+        Snapshot {
+            deployment,
+            database: Some(StatefulSet { status: Some(ready), ..Default::default() }),
+            ..Snapshot::default()
+        }
+    }
+
+    fn observed_of(snapshot: &Snapshot) -> Observed {
+        observed(&cluster(false), snapshot, BTreeMap::new())
+    }
+
+    #[test]
+    fn the_first_rollout_waits_for_the_database() {
+        let observed = observed(&cluster(false), &snapshot(None, false), BTreeMap::new());
+        assert!(observed.hold_first_rollout);
+        assert_eq!(observed.serving_image, "shop:2");
+        let held = snapshot(Some(deployment("shop:2", true)), false);
+        assert!(observed_of(&held).hold_first_rollout, "a held Deployment stays held");
+    }
+
+    #[test]
+    fn a_ready_database_releases_the_held_deployment() {
+        assert!(!observed_of(&snapshot(Some(deployment("shop:2", true)), true)).hold_first_rollout);
+    }
+
+    #[test]
+    fn a_released_deployment_is_never_held_again() {
+        let observed = observed_of(&snapshot(Some(deployment("shop:2", false)), false));
+        assert!(!observed.hold_first_rollout, "a database outage must not scale the app to zero");
+    }
+
+    #[test]
+    fn a_pending_migration_holds_the_first_rollout_and_keeps_the_old_image_later() {
+        let first = observed(&cluster(true), &snapshot(None, true), BTreeMap::new());
+        assert!(first.hold_first_rollout && first.start_migration);
+        let later = observed(&cluster(true), &snapshot(Some(deployment("shop:1", false)), true), BTreeMap::new());
+        assert!(!later.hold_first_rollout);
+        assert_eq!(later.serving_image, "shop:1", "the old image serves until the migration succeeds");
+    }
 }

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::observe::Snapshot;
-use super::rollout::{MigrationPhase, current_image, migration_phase, ready_replicas};
+use super::rollout::{MigrationPhase, current_image, first_rollout_pending, migration_phase, ready_replicas};
 use crate::api::{
     AppStatus, CacheStatus, CronTaskStatus, DatabaseStatus, MigrationStatus, WebCluster, WebClusterStatus,
 };
@@ -112,18 +112,9 @@ fn desired_app_replicas(cluster: &WebCluster, snapshot: &Snapshot) -> i32 {
 }
 
 fn app_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
-    let Some(deployment) = &snapshot.deployment else {
-        return match migration_phase(cluster, snapshot) {
-            MigrationPhase::Failed(why) => {
-                verdict(false, "MigrationFailed", format!("the first migration failed: {why}"))
-            }
-            MigrationPhase::Pending | MigrationPhase::Running => {
-                verdict(false, "WaitingForMigration", "the app starts after the migration Job succeeds")
-            }
-            MigrationPhase::NotConfigured | MigrationPhase::Succeeded => {
-                verdict(false, "WaitingForDatabase", "the app starts when the database primary is ready")
-            }
-        };
+    let deployment = match &snapshot.deployment {
+        Some(deployment) if !first_rollout_pending(Some(deployment)) => deployment,
+        _ => return held_verdict(cluster, snapshot),
     };
     let desired = desired_app_replicas(cluster, snapshot);
     let status = deployment.status.clone().unwrap_or_default();
@@ -134,6 +125,19 @@ fn app_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
         verdict(true, "DeploymentReady", format!("{ready}/{desired} app pods ready"))
     } else {
         verdict(false, "RollingOut", format!("Deployment {name}: {ready}/{desired} pods ready, {updated} updated"))
+    }
+}
+
+/// Why the first rollout still waits.
+fn held_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
+    match migration_phase(cluster, snapshot) {
+        MigrationPhase::Failed(why) => verdict(false, "MigrationFailed", format!("the first migration failed: {why}")),
+        MigrationPhase::Pending | MigrationPhase::Running => {
+            verdict(false, "WaitingForMigration", "the app starts after the migration Job succeeds")
+        }
+        MigrationPhase::NotConfigured | MigrationPhase::Succeeded => {
+            verdict(false, "WaitingForDatabase", "the app starts when the database primary is ready")
+        }
     }
 }
 

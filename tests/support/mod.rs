@@ -117,6 +117,26 @@ pub fn kubectl(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running {}: {e}", kubectl.display()))
 }
 
+/// Applies the CRD and waits until it is Established. Right after a create,
+/// `kubectl wait` can fail at once on a CRD without status conditions yet, so
+/// the wait is retried for up to 60 s.
+pub fn install_crd() {
+    let crd = repo_root().join("crds/webcluster.yaml");
+    kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd.to_string_lossy()]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let wait = ["wait", "--for", "condition=Established", "crd/webclusters.webcluster.io", "--timeout=10s"];
+    while !kubectl(&wait).status.success() {
+        assert!(Instant::now() < deadline, "the WebCluster CRD was not Established within 60 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// [`install_crd`] once per test process (other test files may have done it already).
+pub fn ensure_crd() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(install_crd);
+}
+
 /// Like [`kubectl`], but panics unless it succeeds; returns its stdout.
 pub fn kubectl_ok(args: &[&str]) -> String {
     let output = kubectl(args);
