@@ -24,6 +24,8 @@ use crate::build::{Child, ROLE_LABEL, ROLE_PRIMARY, ROLE_REPLICA, names, primary
 pub struct ApplyOutcome {
     /// Children written.
     pub applied: usize,
+    /// Of those, children the cache did not show yet (created).
+    pub created: usize,
     /// Children that still matched and were left alone.
     pub unchanged: usize,
     /// Changes the API server refused, as messages for status and Events.
@@ -45,7 +47,7 @@ const APPLY_CONCURRENCY: usize = 4;
 /// What happened to one child.
 enum ChildResult {
     Unchanged,
-    Applied,
+    Applied { created: bool },
     Rejected(String),
 }
 
@@ -96,7 +98,10 @@ impl Applier {
         for result in results {
             match result? {
                 ChildResult::Unchanged => outcome.unchanged += 1,
-                ChildResult::Applied => outcome.applied += 1,
+                ChildResult::Applied { created } => {
+                    outcome.applied += 1;
+                    outcome.created += usize::from(created);
+                }
                 ChildResult::Rejected(message) => outcome.rejections.push(message),
             }
         }
@@ -125,7 +130,7 @@ impl Applier {
             Ok(object) => {
                 self.remember(key, Applied { hash, version: Digest::of(&object.metadata).version });
                 self.metrics.applied(kind);
-                Ok(ChildResult::Applied)
+                Ok(ChildResult::Applied { created: current.is_none() })
             }
             Err(error) if is_rejection(&error) => Ok(ChildResult::Rejected(format!("{kind} {name}: {error}"))),
             Err(error) => Err(Error::api("apply", kind, namespace, &name, error)),

@@ -16,11 +16,12 @@ pub fn transitions(before: &[Condition], after: &[Condition]) -> Vec<Event> {
         .collect()
 }
 
+/// The Event for a condition that changed; the first status only reports readiness.
 fn event_for(condition: &Condition, first: bool) -> Option<Event> {
     let ok = condition.status == "True";
     let (type_, reason) = match (condition.type_.as_str(), ok) {
-        ("Ready", true) => (EventType::Normal, if first { "Ready" } else { "Recovered" }),
-        ("Ready", false) if first => (EventType::Normal, "Created"),
+        ("Ready", true) => (EventType::Normal, "Ready"),
+        ("Ready", false) if first => return None,
         ("Ready", false) => (EventType::Warning, "Degraded"),
         ("AppReady", false) if condition.reason == "RollingOut" => (EventType::Normal, "RolloutStarted"),
         ("AppReady", true) => (EventType::Normal, "RolloutFinished"),
@@ -46,5 +47,46 @@ pub async fn publish(recorder: &Recorder, cluster: &WebCluster, events: Vec<Even
         if let Err(error) = recorder.publish(&event, &reference).await {
             tracing::warn!(cluster = %cluster.name_any(), %error, reason = %event.reason, "could not record an Event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn conditions(ready: &str, app: &str) -> Vec<Condition> {
+        [("Ready", ready), ("AppReady", app)]
+            .into_iter()
+            .map(|(kind, status)| Condition {
+                type_: kind.into(),
+                status: status.into(),
+                reason: "Reason".into(),
+                message: "message".into(),
+                last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+                observed_generation: None,
+            })
+            .collect()
+    }
+
+    fn reasons(before: &[Condition], after: &[Condition]) -> Vec<String> {
+        transitions(before, after).into_iter().map(|e| e.reason).collect()
+    }
+
+    #[test]
+    fn the_first_status_reports_only_readiness() {
+        assert!(reasons(&[], &conditions("False", "False")).is_empty());
+        assert_eq!(reasons(&[], &conditions("True", "True")), ["Ready", "RolloutFinished"]);
+    }
+
+    #[test]
+    fn later_changes_say_what_changed() {
+        assert_eq!(reasons(&conditions("False", "True"), &conditions("True", "True")), ["Ready"]);
+        assert_eq!(
+            reasons(&conditions("True", "True"), &conditions("False", "False")),
+            ["Degraded", "ComponentNotReady"]
+        );
+        assert!(reasons(&conditions("True", "True"), &conditions("True", "True")).is_empty(), "no change, no Event");
     }
 }

@@ -62,6 +62,11 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     for rejection in &outcome.rejections {
         tracing::warn!(namespace, name, %rejection, "the API server refused a change");
     }
+    if outcome.created > 0 {
+        // A status now would describe children that do not exist yet and be
+        // rewritten at once: their creation triggers the next reconcile, which reports.
+        return Ok(Action::requeue(ctx.settings.resync));
+    }
 
     let input = StatusInput {
         cluster,
