@@ -61,6 +61,7 @@ chart:
 #   make bench BENCH_SIZES=10,100
 BENCH_SIZES ?= 10,100,1000
 BENCH_CLUSTER_DIR ?= /tmp/wc-bench
+BENCH_OPERATOR ?= $(CURDIR)/target/release/webcluster-operator
 bench: toolchain
 	@echo "[bench] building the release binary"
 	cargo build --release -j2
@@ -71,7 +72,7 @@ bench: toolchain
 	@echo "[bench] cargo bench --bench convergence (BENCH_SIZES=$(BENCH_SIZES))"
 	@status=0; \
 	  KUBECONFIG=$(BENCH_CLUSTER_DIR)/kubeconfig BENCH_SIZES='$(BENCH_SIZES)' \
-	    BENCH_OPERATOR='$(CURDIR)/target/release/webcluster-operator' \
+	    BENCH_OPERATOR='$(BENCH_OPERATOR)' \
 	    cargo bench -j2 --bench convergence || status=$$?; \
 	  if [ -z "$(BENCH_KEEP_CLUSTER)" ]; then WEBCLUSTER_CLUSTER_DIR=$(BENCH_CLUSTER_DIR) bash hack/cluster.sh down; fi; \
 	  exit $$status

@@ -230,7 +230,11 @@ fn watch<K: Cached>(
                 cache.retain(&listing.take().unwrap_or_default());
                 return None;
             }
-            Err(_) => return None,
+            Err(error) => {
+                // The watcher retries with backoff; say why, so a missing permission is visible.
+                tracing::warn!(kind = K::Watched::kind(&()).as_ref(), %error, "watch failed; retrying");
+                return None;
+            }
         };
         let (key, owner) = (key_of(object.meta()), owner_of(object.meta()));
         if deleted {
