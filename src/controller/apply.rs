@@ -114,14 +114,14 @@ impl Applier {
         let key = (kind, namespace.to_string(), name.clone());
         let desired = child.to_json();
         let hash = hash_of(&desired.to_string());
-        let current = stores.digest(kind, namespace, &name);
-        let unchanged = match (&current, self.remembered(&key)) {
-            (Some(_), _) if matches!(child, Child::Job(_)) => true,
-            (Some(digest), Some(last)) => {
-                last.hash == hash && last.version == digest.version && digest.holds(child.meta())
-            }
-            _ => false,
-        };
+        let last = self.remembered(&key);
+        // Some(still matches what was applied last), None when the child is not cached.
+        let current = stores.with_digest(kind, namespace, &name, |digest| match last {
+            _ if matches!(child, Child::Job(_)) => true,
+            Some(last) => last.hash == hash && last.version == digest.version && digest.holds(child.meta()),
+            None => false,
+        });
+        let unchanged = current == Some(true);
         if unchanged {
             return Ok(ChildResult::Unchanged);
         }

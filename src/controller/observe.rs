@@ -69,11 +69,14 @@ pub async fn snapshot(
         external_db,
         s3_credentials_found,
         deployment: cached(stores, namespace, &names::app(name)),
-        database: cached(stores, namespace, &names::database(name)).filter(|_| managed_db),
-        cache: cached(stores, namespace, &names::cache(name)).filter(|_| spec.cache.is_some()),
+        database: managed_db.then(|| cached(stores, namespace, &names::database(name))).flatten(),
+        cache: spec.cache.as_ref().and_then(|_| cached(stores, namespace, &names::cache(name))),
         cron_jobs,
-        migration_job: cached(stores, namespace, &names::migration(name, &spec.app.image))
-            .filter(|_| spec.app.migration.is_some()),
+        migration_job: spec
+            .app
+            .migration
+            .as_ref()
+            .and_then(|_| cached(stores, namespace, &names::migration(name, &spec.app.image))),
         files_claim,
     })
 }

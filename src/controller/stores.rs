@@ -287,10 +287,10 @@ macro_rules! child_stores {
                 $(self.$kind.listed.load(Ordering::Acquire) &&)* self.pods.listed.load(Ordering::Acquire)
             }
 
-            /// The digest of one child.
-            pub fn digest(&self, kind: &str, namespace: &str, name: &str) -> Option<Digest> {
+            /// `f` of one child's digest, read in place; `None` when the child is not cached.
+            pub fn with_digest<T>(&self, kind: &str, namespace: &str, name: &str, f: impl FnOnce(&Digest) -> T) -> Option<T> {
                 match kind {
-                    $(stringify!($kind) => self.$kind.read(namespace, name, |e| e.digest.clone()),)*
+                    $(stringify!($kind) => self.$kind.read(namespace, name, |e| f(&e.digest)),)*
                     _ => None,
                 }
             }
