@@ -50,6 +50,10 @@ struct RunArgs {
     /// Milliseconds a WebCluster's triggers must be quiet before it is reconciled.
     #[arg(long, env = "DEBOUNCE_MS", default_value_t = 250)]
     debounce_ms: u64,
+    /// Least seconds between two status writes of one WebCluster when only its
+    /// figures changed (a new generation or Ready flipping is written at once).
+    #[arg(long, env = "STATUS_INTERVAL_SECONDS", default_value_t = 5)]
+    status_interval_seconds: u64,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
     metrics_address: SocketAddr,
@@ -129,6 +133,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             concurrency: args.concurrency,
             resync: Duration::from_secs(args.resync_seconds),
             debounce: Duration::from_millis(args.debounce_ms),
+            status_interval: Duration::from_secs(args.status_interval_seconds),
         };
         let server = tokio::spawn(controller::server::serve(args.metrics_address, metrics.clone()));
         let result = if args.leader_election {

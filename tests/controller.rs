@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use support::{TestNamespace, ensure_crd, kubectl_ok, wait_for};
 use tokio::sync::oneshot;
 use webcluster::api::WebCluster;
+use webcluster::build::ROLE_LABEL;
 use webcluster::controller::{self, Metrics, Settings};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -117,6 +118,26 @@ async fn assert_children_exist(ns: &TestNamespace, example: &str) {
     }
 }
 
+async fn role_label(pods: &Api<Pod>, pod: &str) -> Option<String> {
+    pods.get(pod).await.ok()?.labels().get(ROLE_LABEL).cloned()
+}
+
+/// Replicas carry the label the read-only Service selects; the primary needs none.
+async fn assert_role_labels(ns: &TestNamespace, name: &str, replicas: i32) {
+    let pods = ns.api::<Pod>();
+    for ordinal in 1..=replicas {
+        let pod = format!("{name}-db-{ordinal}");
+        wait_for(&format!("{pod} labelled a replica"), Duration::from_secs(30), || async {
+            role_label(&pods, &pod).await.as_deref() == Some("replica")
+        })
+        .await;
+    }
+    assert_eq!(role_label(&pods, &format!("{name}-db-0")).await, None, "the primary is selected by pod name");
+    let read = ns.api::<Service>().get(&format!("{name}-db-ro")).await.expect("the read-only Service");
+    let selector = read.spec.and_then(|s| s.selector).unwrap_or_default();
+    assert_eq!(selector.get(ROLE_LABEL).map(String::as_str), Some("replica"), "{name}-db-ro selects replicas");
+}
+
 #[tokio::test]
 async fn every_example_reaches_ready_with_its_figures() {
     for (example, name) in [
@@ -138,6 +159,7 @@ async fn every_example_reaches_ready_with_its_figures() {
         let managed = cluster.spec.database.as_ref().and_then(|d| d.managed.as_ref()).expect("managed database");
         assert_eq!(database.ready_replicas, 1 + managed.replicas, "{example}: ready database pods");
         assert_eq!(database.primary.as_deref(), Some(format!("{name}-db-0").as_str()));
+        assert_role_labels(&ns, name, managed.replicas).await;
         let cache = status.cache.expect("cache figures");
         let cache_spec = cluster.spec.cache.as_ref().expect("a cache");
         assert_eq!(cache.ready_replicas, cache_spec.replicas);

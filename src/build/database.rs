@@ -21,11 +21,9 @@ use super::wiring::{from_secret, plain};
 use super::{Child, names};
 use crate::api::{DatabaseEngine, ManagedDatabase};
 
-/// Pod label the controller sets on database pods: which role each pod has now.
+/// Pod label the controller sets on database replicas (every pod but ordinal 0).
 /// The read-only Service selects `replica`; the read-write one selects the primary by pod name.
 pub const ROLE_LABEL: &str = "webcluster.io/role";
-/// [`ROLE_LABEL`] value of the primary.
-pub const ROLE_PRIMARY: &str = "primary";
 /// [`ROLE_LABEL`] value of a replica.
 pub const ROLE_REPLICA: &str = "replica";
 /// The replication user's name.

@@ -22,7 +22,7 @@ pub use app::HOLD_ANNOTATION;
 pub use cache::backend_name as cache_backend_name;
 pub use child::Child;
 pub use database::engine_name;
-pub use database::{ROLE_LABEL, ROLE_PRIMARY, ROLE_REPLICA, primary_pod};
+pub use database::{ROLE_LABEL, ROLE_REPLICA, primary_pod};
 
 use crate::api::WebCluster;
 

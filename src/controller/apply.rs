@@ -1,6 +1,6 @@
 //! Server-side apply of the desired children, skipping those that still match
 //! what was applied last; pruning of children the spec no longer asks for; the
-//! role labels of database pods.
+//! role label of database replicas.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use super::error::{Error, is_not_found, is_rejection};
 use super::metrics::Metrics;
 use super::stores::ChildStores;
 use crate::build::meta::MANAGER;
-use crate::build::{Child, ROLE_LABEL, ROLE_PRIMARY, ROLE_REPLICA, names, primary_pod};
+use crate::build::{Child, ROLE_LABEL, ROLE_REPLICA, names};
 
 /// What one apply pass did.
 #[derive(Debug, Default)]
@@ -173,23 +173,23 @@ impl Applier {
         Ok(deleted)
     }
 
-    /// Labels each database pod with its role: the read-only Service selects replicas.
-    pub async fn label_database_pods(
+    /// Labels each database replica (every pod but the primary, ordinal 0) for the
+    /// read-only Service. The primary needs no write: the read-write Service
+    /// selects it by pod name.
+    pub async fn label_database_replicas(
         &self,
         stores: &ChildStores,
         namespace: &str,
         cluster: &str,
         replicas: i32,
     ) -> Result<(), Error> {
-        let primary = primary_pod(cluster);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        for ordinal in 0..=replicas {
+        for ordinal in 1..=replicas {
             let name = format!("{}-{ordinal}", names::database(cluster));
-            let role = if name == primary { ROLE_PRIMARY } else { ROLE_REPLICA };
-            if stores.pod_has_label(namespace, &name, ROLE_LABEL, role) != Some(false) {
+            if stores.pod_has_label(namespace, &name, ROLE_LABEL, ROLE_REPLICA) != Some(false) {
                 continue; // labelled already, or not created yet
             }
-            let patch = json!({ "metadata": { "labels": { ROLE_LABEL: role } } });
+            let patch = json!({ "metadata": { "labels": { ROLE_LABEL: ROLE_REPLICA } } });
             match pods.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
                 Ok(_) => {}
                 Err(error) if is_not_found(&error) => {}

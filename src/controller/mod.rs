@@ -8,6 +8,7 @@ mod events;
 pub mod leader;
 pub mod metrics;
 mod observe;
+mod pacing;
 mod reconcile;
 mod rollout;
 mod secrets;
@@ -43,11 +44,20 @@ pub struct Settings {
     /// Quiet time after a trigger before a reconcile starts: a burst of child
     /// updates (a rollout, pods turning ready) costs one reconcile, not one each.
     pub debounce: Duration,
+    /// Least time between two status writes of one WebCluster whose generation
+    /// and readiness did not change (figures of pods turning ready one by one).
+    pub status_interval: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { namespace: None, concurrency: 8, resync: Duration::from_secs(600), debounce: Duration::from_millis(250) }
+        Self {
+            namespace: None,
+            concurrency: 8,
+            resync: Duration::from_secs(600),
+            debounce: Duration::from_millis(250),
+            status_interval: Duration::from_secs(5),
+        }
     }
 }
 
@@ -60,7 +70,8 @@ pub struct Context {
     recorder: Recorder,
     metrics: Arc<Metrics>,
     /// Consecutive failures per WebCluster, for the backoff.
-    failures: Mutex<HashMap<(String, String), u32>>,
+    failures: Mutex<HashMap<pacing::ClusterKey, u32>>,
+    status_pacer: pacing::StatusPacer,
 }
 
 /// A client that counts every request it sends in `metrics`.
@@ -68,6 +79,7 @@ pub fn counting_client(config: kube::Config, metrics: Arc<Metrics>) -> Result<Cl
     let builder = kube::client::ClientBuilder::try_from(config)?;
     let layer = tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
         metrics.count_request(request.method());
+        tracing::trace!(target: "webcluster::requests", method = %request.method(), path = request.uri().path(), "request");
         request
     });
     Ok(builder.with_layer(&layer).build())
@@ -102,6 +114,7 @@ pub async fn run(
         settings: settings.clone(),
         metrics,
         failures: Mutex::new(HashMap::new()),
+        status_pacer: pacing::StatusPacer::new(settings.status_interval),
     });
     let (cluster_store, cluster_writer) = kube::runtime::reflector::store();
     let cluster_events = watcher(clusters, watcher::Config::default().any_semantic())

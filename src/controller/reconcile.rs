@@ -10,7 +10,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::error::Error;
-use super::status::{StatusInput, compute};
+use super::pacing::ClusterKey;
+use super::status::{StatusInput, compute, urgent};
 use super::{Context, events, observe, rollout, secrets};
 use crate::api::WebCluster;
 use crate::build::build;
@@ -34,7 +35,7 @@ pub async fn reconcile(cluster: Arc<WebCluster>, ctx: Arc<Context>) -> Result<Ac
     result
 }
 
-fn key(cluster: &WebCluster) -> (String, String) {
+fn key(cluster: &WebCluster) -> ClusterKey {
     (cluster.namespace().unwrap_or_default(), cluster.name_any())
 }
 
@@ -54,7 +55,7 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     let outcome = ctx.applier.apply(&ctx.stores, &children, namespace).await?;
     ctx.applier.prune(&ctx.stores, &children, namespace, uid).await?;
     if let Some(managed) = cluster.spec.database.as_ref().and_then(|db| db.managed.as_ref()) {
-        ctx.applier.label_database_pods(&ctx.stores, namespace, name, managed.replicas).await?;
+        ctx.applier.label_database_replicas(&ctx.stores, namespace, name, managed.replicas).await?;
     }
     if outcome.applied > 0 {
         tracing::info!(namespace, name, applied = outcome.applied, unchanged = outcome.unchanged, "applied children");
@@ -76,11 +77,18 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     };
     let status = compute(&input);
     if cluster.status.as_ref() != Some(&status) {
+        if !urgent(cluster.status.as_ref(), &status)
+            && let Some(wait) = ctx.status_pacer.wait(&key(cluster), Instant::now())
+        {
+            // The next reconcile writes the figures as they are then.
+            return Ok(Action::requeue(wait));
+        }
         let before = cluster.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
         let api: Api<WebCluster> = Api::namespaced(ctx.client.clone(), namespace);
         api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": status })))
             .await
             .map_err(|e| Error::api("update status of", "WebCluster", namespace, name, e))?;
+        ctx.status_pacer.wrote(key(cluster), Instant::now());
         events::publish(&ctx.recorder, cluster, events::transitions(&before, &status.conditions)).await;
     }
     Ok(Action::requeue(ctx.settings.resync))

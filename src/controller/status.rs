@@ -66,6 +66,16 @@ pub fn compute(input: &StatusInput) -> WebClusterStatus {
     }
 }
 
+/// A change that is written at once rather than paced: the first status, a new
+/// generation (the user waits for it), or Ready flipping.
+pub fn urgent(before: Option<&WebClusterStatus>, after: &WebClusterStatus) -> bool {
+    let Some(before) = before else { return true };
+    let ready = |status: &WebClusterStatus| {
+        status.conditions.iter().find(|c| c.type_ == CONDITION_TYPES[0]).map(|c| c.status.clone())
+    };
+    before.observed_generation != after.observed_generation || ready(before) != ready(after)
+}
+
 fn condition(kind: &str, v: Verdict, previous: &[Condition], generation: Option<i64>, now: &Time) -> Condition {
     let status = if v.ok { "True" } else { "False" };
     let since = previous
@@ -324,4 +334,38 @@ fn migration_status(cluster: &WebCluster, snapshot: &Snapshot) -> Option<Migrati
         job: names::migration(name, &cluster.spec.app.image),
         phase: migration_phase(cluster, snapshot).name().into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(generation: i64, ready: &str, app_ready_pods: i32) -> WebClusterStatus {
+        WebClusterStatus {
+            observed_generation: Some(generation),
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: ready.into(),
+                reason: "R".into(),
+                message: String::new(),
+                observed_generation: Some(generation),
+                last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            }],
+            app: Some(AppStatus { ready_replicas: app_ready_pods, ..AppStatus::default() }),
+            ..WebClusterStatus::default()
+        }
+    }
+
+    #[test]
+    fn figures_alone_are_not_urgent() {
+        assert!(!urgent(Some(&status(1, "False", 0)), &status(1, "False", 1)));
+    }
+
+    #[test]
+    fn the_first_status_a_new_generation_and_ready_flipping_are_urgent() {
+        assert!(urgent(None, &status(1, "False", 0)));
+        assert!(urgent(Some(&status(1, "False", 0)), &status(2, "False", 0)));
+        assert!(urgent(Some(&status(1, "False", 1)), &status(1, "True", 2)));
+        assert!(urgent(Some(&status(1, "True", 2)), &status(1, "False", 1)));
+    }
 }
