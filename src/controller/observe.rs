@@ -2,16 +2,16 @@
 //! Secret, the external DSNs, and the state of the workloads.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::{Api, Client, Resource};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::Error;
-use super::stores::{Cached, ChildStores, StoreOf};
+use super::stores::{Cached, ChildStores, Packed, StoreOf};
 use crate::api::{SecretKeyRef, WebCluster};
 use crate::build::credentials::generated_keys;
 use crate::build::{ExternalUrls, names};
@@ -84,10 +84,10 @@ pub async fn snapshot(
 /// A copy of the cached (slimmed) object.
 fn cached<K>(stores: &ChildStores, namespace: &str, name: &str) -> Option<K>
 where
-    K: Cached<View = Arc<K>> + Clone,
+    K: Cached<View = Packed<K>> + Serialize + DeserializeOwned,
     ChildStores: StoreOf<K>,
 {
-    stores.get::<K>(namespace, name).map(|object| K::clone(&object))
+    stores.get::<K>(namespace, name)?.unpack()
 }
 
 /// The generated Secret's values. The cache may lag behind a Secret written a

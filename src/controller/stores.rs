@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -26,6 +27,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, Resource};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::digest::Digest;
@@ -86,15 +88,45 @@ fn slim_template(template: &mut PodTemplateSpec) {
     template.spec = Some(PodSpec { containers, ..PodSpec::default() });
 }
 
+/// A slimmed object kept as its JSON. k8s-openapi structs are wide: a
+/// StatefulSet takes 2.6 KB even when empty, its slimmed JSON a few hundred
+/// bytes (about 10 KB of structs per WebCluster before). A reconcile decodes
+/// the handful it reads.
+pub struct Packed<K> {
+    json: Arc<[u8]>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Packed<K> {
+    fn clone(&self) -> Self {
+        Self { json: self.json.clone(), kind: PhantomData }
+    }
+}
+
+impl<K: Serialize + DeserializeOwned> Packed<K> {
+    fn pack(object: &K) -> Self {
+        let json = serde_json::to_vec(object).unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot encode a cached object; it reads as missing");
+            Vec::new()
+        });
+        Self { json: json.into(), kind: PhantomData }
+    }
+
+    /// The object; `None` if it could not be kept (the caller treats it as not cached).
+    pub fn unpack(&self) -> Option<K> {
+        serde_json::from_slice(&self.json).ok()
+    }
+}
+
 macro_rules! viewed {
     ($($kind:ident => |$object:ident| $slim:block),* $(,)?) => {
         $(impl Cached for $kind {
             type Watched = $kind;
-            type View = Arc<$kind>;
-            fn view(mut $object: $kind) -> Arc<$kind> {
+            type View = Packed<$kind>;
+            fn view(mut $object: $kind) -> Packed<$kind> {
                 $object.metadata = slim_meta(std::mem::take(&mut $object.metadata));
                 $slim
-                Arc::new($object)
+                Packed::pack(&$object)
             }
         })*
     };
@@ -329,4 +361,30 @@ impl ChildStores {
 /// Merges the triggers into one stream.
 pub fn merge(triggers: Vec<Trigger>) -> impl Stream<Item = ObjectRef<WebCluster>> + Send {
     futures::stream::select_all(triggers)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{StatefulSetSpec, StatefulSetStatus};
+
+    use super::*;
+
+    #[test]
+    fn a_viewed_object_reads_back_slimmed() {
+        let set = StatefulSet {
+            metadata: ObjectMeta {
+                name: Some("shop-db".into()),
+                generation: Some(3),
+                labels: Some([("a".to_string(), "b".to_string())].into()),
+                ..ObjectMeta::default()
+            },
+            spec: StatefulSetSpec { replicas: Some(2), ..StatefulSetSpec::default() },
+            status: Some(StatefulSetStatus { ready_replicas: Some(1), replicas: 2, ..StatefulSetStatus::default() }),
+        };
+        let read = <StatefulSet as Cached>::view(set.clone()).unpack().expect("decodes");
+        assert_eq!(read.status, set.status);
+        assert_eq!(read.spec.replicas, Some(2));
+        assert_eq!(read.metadata.generation, Some(3));
+        assert_eq!(read.metadata.labels, None, "labels are not kept");
+    }
 }
