@@ -6,8 +6,9 @@
 mod support;
 
 use std::path::Path;
+use std::time::Duration;
 
-use support::{TestNamespace, install_crd, kubectl, kubectl_ok};
+use support::{TestNamespace, install_crd, kubectl, kubectl_ok, wait_for};
 
 #[tokio::test]
 async fn the_crd_is_structural_and_established() {
@@ -25,18 +26,13 @@ async fn the_crd_is_structural_and_established() {
 }
 
 /// `kubectl explain` output; the API server publishes a new CRD's OpenAPI a
-/// moment after it is Established, so this retries for up to 30 s.
+/// moment after it is Established, so this waits for up to 30 s.
 async fn explain(path: &str) -> String {
-    let mut last = String::new();
-    for _ in 0..150 {
-        let out = kubectl(&["explain", path]);
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    panic!("kubectl explain {path} kept failing: {last}");
+    wait_for(&format!("kubectl explain {path}"), Duration::from_secs(30), || async {
+        kubectl(&["explain", path]).status.success()
+    })
+    .await;
+    kubectl_ok(&["explain", path])
 }
 
 #[tokio::test]

@@ -77,8 +77,9 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     };
     let status = compute(&input);
     if cluster.status.as_ref() != Some(&status) {
+        let key = key(cluster);
         if !urgent(cluster.status.as_ref(), &status)
-            && let Some(wait) = ctx.status_pacer.wait(&key(cluster), Instant::now())
+            && let Some(wait) = ctx.status_pacer.wait(&key, Instant::now())
         {
             // The next reconcile writes the figures as they are then.
             return Ok(Action::requeue(wait));
@@ -88,7 +89,7 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
         api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": status })))
             .await
             .map_err(|e| Error::api("update status of", "WebCluster", namespace, name, e))?;
-        ctx.status_pacer.wrote(key(cluster), Instant::now());
+        ctx.status_pacer.wrote(key, Instant::now());
         events::publish(&ctx.recorder, cluster, events::transitions(&before, &status.conditions)).await;
     }
     Ok(Action::requeue(ctx.settings.resync))

@@ -70,10 +70,12 @@ pub fn compute(input: &StatusInput) -> WebClusterStatus {
 /// generation (the user waits for it), or Ready flipping.
 pub fn urgent(before: Option<&WebClusterStatus>, after: &WebClusterStatus) -> bool {
     let Some(before) = before else { return true };
-    let ready = |status: &WebClusterStatus| {
-        status.conditions.iter().find(|c| c.type_ == CONDITION_TYPES[0]).map(|c| c.status.clone())
-    };
     before.observed_generation != after.observed_generation || ready(before) != ready(after)
+}
+
+/// The status of the Ready condition.
+fn ready(status: &WebClusterStatus) -> Option<&str> {
+    status.conditions.iter().find(|c| c.type_ == CONDITION_TYPES[0]).map(|c| c.status.as_str())
 }
 
 fn condition(kind: &str, v: Verdict, previous: &[Condition], generation: Option<i64>, now: &Time) -> Condition {

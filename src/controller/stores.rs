@@ -170,7 +170,7 @@ impl<V> Default for KindCache<V> {
     }
 }
 
-impl<V: Clone> KindCache<V> {
+impl<V> KindCache<V> {
     fn read<T>(&self, namespace: &str, name: &str, f: impl FnOnce(&Entry<V>) -> T) -> Option<T> {
         let entries = self.entries.read().ok()?;
         entries.get(namespace)?.get(name).map(f)
