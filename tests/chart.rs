@@ -3,23 +3,28 @@
 //! upgrade / uninstall, and the operator binary reaching Ready with nothing but
 //! the chart's ServiceAccount token.
 
-mod support;
+#[path = "harness/mod.rs"]
+mod harness;
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::cell::RefCell;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
 
+use harness::cluster::{
+    TestNamespace, describe, ensure_cluster, ensure_crd, kubeconfig_path, kubectl, kubectl_apply, kubectl_ok,
+    repo_root, toolchain_bin, unique_name,
+};
+use harness::conditions::{condition, describe as describe_condition, is_ready};
+use harness::fs::TempDir;
+use harness::process::{OperatorProcess, log_dir, operator_binary};
+use harness::wait::{READY_TIMEOUT, SETUP_TIMEOUT, poll, wait_for};
 use kube::config::Kubeconfig;
 use serde_json::Value;
-use support::{TestNamespace, ensure_crd, kubectl, kubectl_ok, repo_root, toolchain_bin, unique_name, wait_for};
 use webcluster::api::WebCluster;
 
 const CHART: &str = "charts/webcluster-operator";
 const CHART_NAME: &str = "webcluster-operator";
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -28,15 +33,6 @@ fn helm_command(args: &[&str]) -> Command {
     let mut command = Command::new(toolchain_bin().join("helm"));
     command.args(args).current_dir(repo_root());
     command
-}
-
-fn describe(what: &str, output: &Output) -> String {
-    format!(
-        "{what} failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    )
 }
 
 /// Runs helm offline (lint, template); panics unless it succeeds; returns stdout.
@@ -48,8 +44,8 @@ fn helm_ok(args: &[&str]) -> String {
 
 /// Runs helm against the test cluster.
 fn helm_cluster(args: &[&str]) -> Output {
-    support::ensure_cluster();
-    let kubeconfig = support::kubeconfig_path();
+    ensure_cluster();
+    let kubeconfig = kubeconfig_path();
     helm_command(&[&["--kubeconfig", &kubeconfig.to_string_lossy()], args].concat()).output().expect("running helm")
 }
 
@@ -83,27 +79,6 @@ fn fullname(release: &str) -> String {
     if release.contains(CHART_NAME) { release.to_string() } else { format!("{release}-{CHART_NAME}") }
 }
 
-/// A unique temporary folder, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let path = std::env::temp_dir().join(unique_name(prefix));
-        std::fs::create_dir_all(&path).expect("creating a temp folder");
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A Helm release in a test namespace, uninstalled when dropped (its ClusterRole
 /// and ClusterRoleBinding would outlive the namespace otherwise). Declare it
 /// after the namespaces so it is dropped first.
@@ -114,8 +89,8 @@ struct Release {
 }
 
 impl Release {
+    /// Installs the chart (the CRD must be installed: [`ensure_crd`]).
     fn install(namespace: &str, extra: &[&str]) -> Self {
-        ensure_crd();
         let name = unique_name("wco");
         helm_cluster_ok(&[&["install", &name, CHART, "--namespace", namespace], extra].concat());
         Self { name, namespace: namespace.to_string(), installed: true }
@@ -364,7 +339,7 @@ fn deployment_is_restricted_and_elects_a_leader() {
 
 #[tokio::test]
 async fn rendered_chart_passes_a_server_side_dry_run() {
-    ensure_crd();
+    ensure_crd().await;
     let ns = TestNamespace::new("chart-dry-run").await;
     let dir = TempDir::new("chart-dry-run");
     let watch = format!("watchNamespace={}", ns.name());
@@ -385,6 +360,7 @@ async fn rendered_chart_passes_a_server_side_dry_run() {
 
 #[tokio::test]
 async fn helm_install_upgrade_and_uninstall() {
+    ensure_crd().await;
     let ns = TestNamespace::new("chart-install").await;
     let mut release = Release::install(ns.name(), &["--wait", "--timeout", "120s"]);
     let (name, cluster_name, n) = (release.fullname(), release.cluster_name(), ns.name().to_string());
@@ -445,58 +421,30 @@ async fn helm_install_upgrade_and_uninstall() {
 // ---------------------------------------------------------------------------
 // the operator binary with the chart's ServiceAccount
 
-/// The binary, killed when dropped; its output goes to a log file.
-struct OperatorProcess {
-    child: Child,
-    log: PathBuf,
+/// Log lines of `operator` that say the API refused something.
+fn forbidden(operator: &OperatorProcess) -> Vec<String> {
+    let log = operator.process.log();
+    let mut lines: Vec<String> = log
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().contains("forbidden"))
+        .map(|l| l.chars().take(600).collect())
+        .collect();
+    lines.truncate(5);
+    lines
 }
 
-impl OperatorProcess {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+/// Fails the test when the chart's RBAC refused the operator something or the operator exited.
+fn assert_running_with_rights(operator: &mut OperatorProcess, doing: &str) {
+    let refused = forbidden(operator);
+    assert!(refused.is_empty(), "the chart's RBAC misses a permission ({doing}):\n{}", refused.join("\n"));
+    if let Some(status) = operator.process.exited() {
+        panic!("the operator exited ({status}):\n{}", operator.process.log());
     }
-
-    /// Log lines that say the API refused something.
-    fn forbidden(&self) -> Vec<String> {
-        let log = self.log();
-        let mut lines: Vec<String> = log
-            .lines()
-            .filter(|l| l.to_ascii_lowercase().contains("forbidden"))
-            .map(|l| l.chars().take(600).collect())
-            .collect();
-        lines.truncate(5);
-        lines
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("binding a free port").local_addr().expect("an address").port()
-}
-
-/// Status code of `GET path` on 127.0.0.1:port, if it answers.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A kubeconfig with the test cluster's server and CA and only `token` as credentials.
 fn token_kubeconfig(token: &str, namespace: &str, path: &Path) {
-    let admin = Kubeconfig::read_from(support::kubeconfig_path()).expect("reading the cluster kubeconfig");
+    let admin = Kubeconfig::read_from(kubeconfig_path()).expect("reading the cluster kubeconfig");
     let context_name = admin.current_context.clone().expect("a current context");
     let context = admin
         .contexts
@@ -537,24 +485,18 @@ fn can_i(kubeconfig: &Path, args: &[&str]) -> bool {
 }
 
 fn binary_supports(flag: &str) -> bool {
-    let output = Command::new(env!("CARGO_BIN_EXE_webcluster-operator"))
+    let output = Command::new(operator_binary())
         .args(["run", "--help"])
         .output()
         .expect("running webcluster-operator run --help");
     String::from_utf8_lossy(&output.stdout).contains(flag)
 }
 
-async fn ready_condition(api: &kube::Api<WebCluster>, name: &str) -> Option<String> {
-    let cluster = api.get_opt(name).await.ok()??;
-    let condition = cluster.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
-    Some(format!("{} ({}: {})", condition.status, condition.reason, condition.message))
-}
-
 /// Installs the chart into one namespace, then runs the operator binary with the
 /// chart's ServiceAccount token against another (`watch_namespace`: the chart's
 /// Role mode, else its ClusterRole), and waits for every example to be Ready.
 async fn operator_runs_with_chart_rbac(test: &str, watch_namespace: bool, examples: &[(&str, &str)]) {
-    ensure_crd();
+    ensure_crd().await;
     let operator_ns = TestNamespace::new(&format!("{test}-op")).await;
     let app_ns = TestNamespace::new(&format!("{test}-app")).await;
     let watch = format!("watchNamespace={}", app_ns.name());
@@ -584,12 +526,8 @@ async fn operator_runs_with_chart_rbac(test: &str, watch_namespace: bool, exampl
         assert!(!can_i(&kubeconfig, &["list", "secrets", "-n", "default"]));
     }
 
-    let port = free_port();
-    let log = dir.path().join("operator.log");
-    let log_file = File::create(&log).expect("creating the log file");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_webcluster-operator"));
+    let (mut command, port) = OperatorProcess::command(&operator_binary(), app);
     command
-        .args(["run", "--namespace", app, "--metrics-address", &format!("127.0.0.1:{port}")])
         .args(["--log-format", "text", "--log-level", "info,webcluster=debug"])
         .env("KUBECONFIG", &kubeconfig)
         .env("NO_COLOR", "1")
@@ -598,71 +536,57 @@ async fn operator_runs_with_chart_rbac(test: &str, watch_namespace: bool, exampl
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("WATCH_NAMESPACE")
         .env_remove("LEADER_ELECTION")
-        .env_remove("LEASE_NAME")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("cloning the log file"))
-        .stderr(log_file);
-    // With leader election (when the binary has it yet) in the Role mode: the chart's
-    // lease Role (create, then get/update/patch of its own Lease only) must suffice.
-    let elects = watch_namespace && binary_supports("--lease-namespace");
-    if elects {
+        .env_remove("LEASE_NAME");
+    // With leader election in the Role mode: the chart's lease Role (create,
+    // then get/update/patch of its own Lease only) must suffice.
+    for flag in ["--leader-election", "--lease-name", "--lease-namespace"] {
+        assert!(binary_supports(flag), "`webcluster-operator run` lost {flag}, which the chart's Deployment sets");
+    }
+    if watch_namespace {
         command.args(["--leader-election=true", "--lease-name", &account, "--lease-namespace", operator_ns.name()]);
-    } else if binary_supports("--leader-election") {
+    } else {
         command.arg("--leader-election=false");
     }
-    let mut operator = OperatorProcess { child: command.spawn().expect("starting webcluster-operator"), log };
-
-    let start = Instant::now();
-    while http_status(port, "/healthz") != Some(200) {
-        if let Some(status) = operator.exited() {
-            panic!("the operator exited ({status}):\n{}", operator.log());
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "/healthz never answered 200:\n{}", operator.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let log = log_dir().join(format!("{test}-{}.log", app_ns.name()));
+    let mut operator = OperatorProcess::spawn(test, command, port, log).expect("starting webcluster-operator");
+    operator.wait_serving(SETUP_TIMEOUT).await.unwrap_or_else(|e| panic!("{e}"));
 
     let api = app_ns.api::<WebCluster>();
     for (example, name) in examples {
-        let file = repo_root().join(example);
-        kubectl_ok(&["apply", "--server-side", "-n", app, "-f", &file.to_string_lossy()]);
-        let start = Instant::now();
-        loop {
-            let ready = ready_condition(&api, name).await;
-            if ready.as_deref().is_some_and(|r| r.starts_with("True")) {
-                break;
+        kubectl_apply(app, example);
+        let last = RefCell::new(None);
+        let ready = poll(&format!("{example}: WebCluster {name} to be Ready"), READY_TIMEOUT, || {
+            assert_running_with_rights(&mut operator, example);
+            let (api, last) = (api.clone(), &last);
+            async move {
+                let cluster = api.get_opt(name).await.ok().flatten();
+                last.replace(cluster.as_ref().and_then(|c| condition(c, "Ready").cloned()));
+                cluster.as_ref().is_some_and(is_ready)
             }
-            let forbidden = operator.forbidden();
-            assert!(
-                forbidden.is_empty(),
-                "the chart's RBAC misses a permission ({example}):\n{}",
-                forbidden.join("\n")
-            );
-            if let Some(status) = operator.exited() {
-                panic!("the operator exited ({status}):\n{}", operator.log());
-            }
-            assert!(
-                start.elapsed() < READY_TIMEOUT,
-                "{example}: WebCluster {name} not Ready after {READY_TIMEOUT:?} (last: {ready:?}); operator log:\n{}",
-                operator.log()
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        })
+        .await;
+        if let Err(e) = ready {
+            let last = describe_condition(last.borrow().as_ref());
+            panic!("{e} (last: {last}); operator log:\n{}", operator.process.log());
         }
     }
-    assert_eq!(http_status(port, "/readyz"), Some(200), "operator log:\n{}", operator.log());
-    if elects {
+    assert_eq!(operator.http_status("/readyz"), Some(200), "operator log:\n{}", operator.process.log());
+    if watch_namespace {
         let lease = get_json(&["lease", &account, "-n", operator_ns.name()]);
         assert_eq!(lease["spec"]["holderIdentity"], format!("{test}-operator"), "the operator holds the chart's Lease");
     }
     // Events were recorded by the operator's account too (a refused one is only logged).
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let forbidden = operator.forbidden();
-    assert!(forbidden.is_empty(), "the chart's RBAC misses a permission:\n{}", forbidden.join("\n"));
-    let events = kubectl_ok(&["get", "events.events.k8s.io", "-n", app, "-o", "json"]);
-    let events: Value = serde_json::from_str(&events).expect("events JSON");
-    assert!(
-        events["items"].as_array().is_some_and(|items| items.iter().any(|e| e["regarding"]["kind"] == "WebCluster")),
-        "the operator recorded no Event about its WebClusters"
-    );
+    let recorded = poll("an Event about a WebCluster", SETUP_TIMEOUT, || {
+        let events = kubectl_ok(&["get", "events.events.k8s.io", "-n", app, "-o", "json"]);
+        let events: Value = serde_json::from_str(&events).expect("events JSON");
+        let found = events["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|e| e["regarding"]["kind"] == "WebCluster"));
+        async move { found }
+    })
+    .await;
+    assert_running_with_rights(&mut operator, "recording Events");
+    assert!(recorded.is_ok(), "the operator recorded no Event about its WebClusters");
     drop(operator);
     drop(release);
 }
@@ -703,7 +627,7 @@ impl Drop for InstalledManifest {
 
 #[tokio::test]
 async fn install_yaml_applies_and_its_pods_pass_restricted_admission() {
-    ensure_crd();
+    ensure_crd().await;
     // A previous run's namespace may still be terminating.
     wait_for("namespace webcluster-system from an earlier run to go", Duration::from_secs(90), || {
         let gone = !exists(&["namespace", INSTALL_NAMESPACE]);

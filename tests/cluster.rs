@@ -2,7 +2,8 @@
 //! what the operator needs: nodes in zones, Deployments, StatefulSets with
 //! bound claims, garbage collection, Jobs and CronJobs that complete.
 
-mod support;
+#[path = "harness/mod.rs"]
+mod harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -18,7 +19,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
-use support::{TestNamespace, cluster, kubectl_ok, wait_for};
+use harness::cluster::{TestNamespace, cluster, kubectl_ok};
+use harness::wait::wait_for;
 
 const ZONE: &str = "topology.kubernetes.io/zone";
 
@@ -103,7 +105,6 @@ async fn three_ready_nodes_in_three_zones() {
 
 #[tokio::test]
 async fn deployment_becomes_ready_and_deleting_it_collects_replicasets_and_pods() {
-    let _client = cluster().await;
     let ns = TestNamespace::new("deployment").await;
     let deployments: Api<Deployment> = ns.api();
     let replicasets: Api<ReplicaSet> = ns.api();
@@ -134,7 +135,6 @@ async fn deployment_becomes_ready_and_deleting_it_collects_replicasets_and_pods(
 
 #[tokio::test]
 async fn statefulset_with_volume_claim_template_binds_its_claim() {
-    let _client = cluster().await;
     let ns = TestNamespace::new("statefulset").await;
     let sets: Api<StatefulSet> = ns.api();
     let claims: Api<PersistentVolumeClaim> = ns.api();
@@ -182,7 +182,6 @@ async fn statefulset_with_volume_claim_template_binds_its_claim() {
 
 #[tokio::test]
 async fn deleting_an_owner_garbage_collects_its_dependents() {
-    let _client = cluster().await;
     let ns = TestNamespace::new("gc").await;
     let maps: Api<ConfigMap> = ns.api();
 
@@ -235,7 +234,6 @@ async fn wait_for_succeeded_job_pod(ns: &TestNamespace, app: &str, job_owner: &s
 
 #[tokio::test]
 async fn job_pod_completes() {
-    let _client = cluster().await;
     let ns = TestNamespace::new("job").await;
     let jobs: Api<Job> = ns.api();
     jobs.create(
@@ -249,7 +247,6 @@ async fn job_pod_completes() {
 
 #[tokio::test]
 async fn cronjob_starts_a_job_whose_pod_completes() {
-    let _client = cluster().await;
     let ns = TestNamespace::new("cronjob").await;
     let cronjobs: Api<CronJob> = ns.api();
     let jobs: Api<Job> = ns.api();

@@ -3,11 +3,18 @@
 //! policy, an idle cluster costs no writes, a restart loses nothing.
 //! Each test runs its own operator, scoped to its own namespace.
 
-mod support;
+#[path = "harness/mod.rs"]
+mod harness;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use harness::cluster::{TestNamespace, cluster_config, ensure_crd, kubectl_apply, kubectl_ok, repo_root};
+use harness::conditions::{condition, current, is_ready, wait_ready, wait_reason, wait_status};
+use harness::wait::{
+    READY_TIMEOUT, SETUP_TIMEOUT, assert_holds_for, poll, wait_for, wait_for_deletion, wait_for_object,
+};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -15,13 +22,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, 
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use support::{TestNamespace, ensure_crd, kubectl_ok, wait_for};
 use tokio::sync::oneshot;
 use webcluster::api::WebCluster;
-use webcluster::build::ROLE_LABEL;
 use webcluster::controller::{self, Metrics, Settings};
-
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
+use webcluster::desired::ROLE_LABEL;
 
 /// An operator running in this process, watching one namespace.
 struct Operator {
@@ -32,9 +36,9 @@ struct Operator {
 
 impl Operator {
     async fn start(namespace: &str) -> Self {
-        ensure_crd();
+        ensure_crd().await;
         let metrics = Metrics::shared();
-        let config = support::cluster_config().await;
+        let config = cluster_config().await;
         let client = controller::counting_client(config, metrics.clone()).expect("a counting client");
         let settings = Settings { namespace: Some(namespace.into()), concurrency: 4, ..Settings::default() };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -56,11 +60,16 @@ impl Operator {
     fn kill(self) {
         self.task.abort();
     }
-}
 
-fn apply_file(namespace: &str, path: &str) {
-    let file = support::repo_root().join(path);
-    kubectl_ok(&["apply", "--server-side", "-n", namespace, "-f", &file.to_string_lossy()]);
+    /// Waits until no reconcile is in flight (the last one's status write
+    /// and Events are sent).
+    async fn wait_quiet(&self) {
+        wait_for("no reconcile in flight", SETUP_TIMEOUT, || {
+            let quiet = self.metrics.queue_depth.get() == 0;
+            async move { quiet }
+        })
+        .await;
+    }
 }
 
 async fn apply_yaml(ns: &TestNamespace, yaml: &str) {
@@ -73,23 +82,8 @@ async fn apply_yaml(ns: &TestNamespace, yaml: &str) {
         .unwrap_or_else(|e| panic!("applying {name}: {e}"));
 }
 
-async fn condition(api: &Api<WebCluster>, name: &str, kind: &str) -> Option<(String, String, String)> {
-    let cluster = api.get_opt(name).await.ok()??;
-    let condition = cluster.status?.conditions.into_iter().find(|c| c.type_ == kind)?;
-    Some((condition.status, condition.reason, condition.message))
-}
-
-async fn wait_condition(ns: &TestNamespace, name: &str, kind: &str, status: &str) {
-    let api = ns.api::<WebCluster>();
-    wait_for(&format!("{kind}={status} on WebCluster {name}"), READY_TIMEOUT, || {
-        let api = api.clone();
-        async move { condition(&api, name, kind).await.is_some_and(|(s, _, _)| s == status) }
-    })
-    .await;
-}
-
-async fn wait_ready(ns: &TestNamespace, name: &str) {
-    wait_condition(ns, name, "Ready", "True").await;
+async fn wait_ready_in(ns: &TestNamespace, name: &str) -> WebCluster {
+    wait_ready(&ns.api::<WebCluster>(), name).await
 }
 
 async fn deployment_image(ns: &TestNamespace, name: &str) -> Option<String> {
@@ -99,12 +93,12 @@ async fn deployment_image(ns: &TestNamespace, name: &str) -> Option<String> {
 
 /// Every object `render` lists for the example exists in the namespace.
 async fn assert_children_exist(ns: &TestNamespace, example: &str) {
-    let input = std::fs::read_to_string(support::repo_root().join(example)).expect("example readable");
+    let input = std::fs::read_to_string(repo_root().join(example)).expect("example readable");
     let mut clusters = webcluster::render::parse(&input).expect("example parses");
     for cluster in &mut clusters {
         cluster.metadata.namespace = Some(ns.name().into());
         let children =
-            webcluster::build::build(cluster, &webcluster::build::Observed::offline(cluster)).expect("builds");
+            webcluster::desired::children(cluster, &webcluster::desired::Plan::offline(cluster)).expect("builds");
         for child in children {
             let resource = child.api_resource();
             let api: Api<kube::core::DynamicObject> = Api::namespaced_with(ns.client(), ns.name(), &resource);
@@ -147,8 +141,8 @@ async fn every_example_reaches_ready_with_its_figures() {
     ] {
         let ns = TestNamespace::new(&format!("example-{name}")).await;
         let operator = Operator::start(ns.name()).await;
-        apply_file(ns.name(), example);
-        wait_ready(&ns, name).await;
+        kubectl_apply(ns.name(), example);
+        wait_ready_in(&ns, name).await;
         assert_children_exist(&ns, example).await;
         let cluster = ns.api::<WebCluster>().get(name).await.expect("the WebCluster");
         let status = cluster.status.clone().expect("a status");
@@ -188,7 +182,7 @@ async fn children_follow_spec_updates_and_removed_ones_are_deleted() {
     let ns = TestNamespace::new("updates").await;
     let operator = Operator::start(ns.name()).await;
     apply_yaml(&ns, SMALL).await;
-    wait_ready(&ns, "shop").await;
+    wait_ready_in(&ns, "shop").await;
 
     let updated = SMALL
         .replace("shop:1", "shop:2")
@@ -236,7 +230,7 @@ async fn children_follow_spec_updates_and_removed_ones_are_deleted() {
         }
     })
     .await;
-    wait_ready(&ns, "shop").await;
+    wait_ready_in(&ns, "shop").await;
     operator.stop().await;
 }
 
@@ -245,7 +239,7 @@ async fn deleted_or_edited_children_are_restored() {
     let ns = TestNamespace::new("drift").await;
     let operator = Operator::start(ns.name()).await;
     apply_yaml(&ns, SMALL).await;
-    wait_ready(&ns, "shop").await;
+    wait_ready_in(&ns, "shop").await;
 
     let services = ns.api::<Service>();
     services.delete("shop-app", &DeleteParams::default()).await.expect("delete the app Service");
@@ -301,15 +295,15 @@ async fn a_successful_migration_runs_before_the_new_image_rolls_out() {
     let ns = TestNamespace::new("migrate-ok").await;
     let operator = Operator::start(ns.name()).await;
     apply_yaml(&ns, MIGRATING).await;
-    wait_ready(&ns, "blog").await;
+    wait_ready_in(&ns, "blog").await;
     apply_yaml(&ns, &MIGRATING.replace("blog:1", "blog:2")).await;
     wait_for("the app to run blog:2", READY_TIMEOUT, || async {
         deployment_image(&ns, "blog-app").await.as_deref() == Some("blog:2")
     })
     .await;
-    wait_ready(&ns, "blog").await;
+    wait_ready_in(&ns, "blog").await;
 
-    let job_name = webcluster::build::names::migration("blog", "blog:2");
+    let job_name = webcluster::desired::names::migration("blog", "blog:2");
     let job = ns.api::<Job>().get(&job_name).await.expect("the migration Job of blog:2");
     let finished = job.status.and_then(|s| s.completion_time).expect("the migration completed");
     let replica_sets = ns.api::<ReplicaSet>().list(&ListParams::default()).await.expect("ReplicaSets");
@@ -344,24 +338,20 @@ async fn a_failed_migration_keeps_the_old_image_and_says_why() {
     let ns = TestNamespace::new("migrate-fail").await;
     let operator = Operator::start(ns.name()).await;
     apply_yaml(&ns, MIGRATING).await;
-    wait_ready(&ns, "blog").await;
+    wait_ready_in(&ns, "blog").await;
     // The test cluster's kwok stages fail pods carrying this label.
     let failing = MIGRATING
         .replace("blog:1", "blog:2")
         .replace("replicas: 2\n", "replicas: 2\n    pod: {labels: {webcluster.test/fail: \"true\"}}\n");
     apply_yaml(&ns, &failing).await;
-    wait_condition(&ns, "blog", "MigrationComplete", "False").await;
     let api = ns.api::<WebCluster>();
-    wait_for("MigrationComplete=False with reason Failed", READY_TIMEOUT, || {
-        let api = api.clone();
-        async move { condition(&api, "blog", "MigrationComplete").await.is_some_and(|(_, reason, _)| reason == "Failed") }
-    })
-    .await;
-    let (_, _, message) = condition(&api, "blog", "MigrationComplete").await.expect("the condition");
+    wait_status(&api, "blog", "MigrationComplete", "False").await;
+    let cluster = wait_reason(&api, "blog", "MigrationComplete", "Failed").await;
+    let message = &condition(&cluster, "MigrationComplete").expect("the condition").message;
     assert!(message.contains("previous image keeps serving"), "{message}");
     assert_eq!(deployment_image(&ns, "blog-app").await.as_deref(), Some("blog:1"), "the old image keeps serving");
-    let (ready, _, _) = condition(&api, "blog", "Ready").await.expect("Ready");
-    assert_eq!(ready, "False");
+    let ready = current(&api, "blog", "Ready").await.expect("Ready");
+    assert_eq!(ready.status, "False");
     operator.stop().await;
 }
 
@@ -372,28 +362,47 @@ async fn a_failed_first_migration_holds_the_app_at_zero_pods() {
     let failing =
         MIGRATING.replace("replicas: 2\n", "replicas: 2\n    pod: {labels: {webcluster.test/fail: \"true\"}}\n");
     apply_yaml(&ns, &failing).await;
-    let api = ns.api::<WebCluster>();
-    wait_for("AppReady=False with reason MigrationFailed", READY_TIMEOUT, || {
-        let api = api.clone();
-        async move { condition(&api, "blog", "AppReady").await.is_some_and(|(_, reason, _)| reason == "MigrationFailed") }
-    })
-    .await;
+    wait_reason(&ns.api::<WebCluster>(), "blog", "AppReady", "MigrationFailed").await;
     let deployment = ns.api::<Deployment>().get("blog-app").await.expect("the app Deployment exists while held");
     assert_eq!(deployment.spec.replicas, Some(0), "no app pod runs before the first migration succeeds");
     let annotations = deployment.metadata.annotations.unwrap_or_default();
-    assert_eq!(annotations.get(webcluster::build::HOLD_ANNOTATION).map(String::as_str), Some("held"));
+    assert_eq!(annotations.get(webcluster::desired::HOLD_ANNOTATION).map(String::as_str), Some("held"));
     operator.stop().await;
 }
 
-async fn data_objects_after_deletion(policy: &str) -> (usize, bool, bool) {
+/// What deleting a WebCluster leaves behind.
+#[derive(Debug, PartialEq)]
+struct Leftovers {
+    /// Claims not marked for deletion.
+    live_claims: usize,
+    /// Whether the generated Secret stays.
+    secret: bool,
+    /// Whether no Service is left.
+    services_gone: bool,
+}
+
+async fn leftovers(ns: &TestNamespace) -> Leftovers {
+    let claims = ns.api::<PersistentVolumeClaim>().list(&ListParams::default()).await.expect("claims");
+    let live_claims = claims.items.iter().filter(|c| c.metadata.deletion_timestamp.is_none()).count();
+    let secret = matches!(ns.api::<Secret>().get_opt("wiki-credentials").await, Ok(Some(s)) if s.metadata.deletion_timestamp.is_none());
+    let services_gone = ns.api::<Service>().list(&ListParams::default()).await.expect("services").items.is_empty();
+    Leftovers { live_claims, secret, services_gone }
+}
+
+/// Deletes a WebCluster with `policy` (in the foreground: it is gone once the
+/// garbage collector removed what it owns) and waits for `expected` leftovers.
+async fn deletion_leaves(policy: &str, expected: Leftovers, why: &str) {
     let ns = TestNamespace::new(&format!("delete-{}", policy.to_lowercase())).await;
     let operator = Operator::start(ns.name()).await;
     let manifest = format!(
         "apiVersion: webcluster.io/v1alpha1\nkind: WebCluster\nmetadata: {{name: wiki}}\nspec:\n  app: {{image: 'wiki:1'}}\n  database: {{engine: mariadb, managed: {{replicas: 1}}}}\n  storage: {{volume: {{mounts: [{{path: /files}}]}}}}\n  deletionPolicy: {policy}\n"
     );
     apply_yaml(&ns, &manifest).await;
-    wait_ready(&ns, "wiki").await;
-    ns.api::<WebCluster>().delete("wiki", &DeleteParams::foreground()).await.expect("delete the WebCluster");
+    let cluster = wait_ready_in(&ns, "wiki").await;
+    let api = ns.api::<WebCluster>();
+    api.delete("wiki", &DeleteParams::foreground()).await.expect("delete the WebCluster");
+    let uid = cluster.metadata.uid.clone().expect("a uid");
+    wait_for_deletion(&api, "wiki", &uid, "the WebCluster and what it owns to go", READY_TIMEOUT).await;
     let deployments = ns.api::<Deployment>();
     let sets = ns.api::<StatefulSet>();
     wait_for("the workloads to be garbage-collected", READY_TIMEOUT, || {
@@ -404,42 +413,59 @@ async fn data_objects_after_deletion(policy: &str) -> (usize, bool, bool) {
         }
     })
     .await;
-    // Give the garbage collector and the StatefulSet controller time to act on claims.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let claims = ns.api::<PersistentVolumeClaim>().list(&ListParams::default()).await.expect("claims");
-    let live_claims = claims.items.iter().filter(|c| c.metadata.deletion_timestamp.is_none()).count();
-    let secret = matches!(ns.api::<Secret>().get_opt("wiki-credentials").await, Ok(Some(s)) if s.metadata.deletion_timestamp.is_none());
-    let services = ns.api::<Service>().list(&ListParams::default()).await.expect("services").items.is_empty();
+    let what = format!("{policy}: {why} ({expected:?})");
+    if let Err(e) = poll(&what, READY_TIMEOUT, || async { leftovers(&ns).await == expected }).await {
+        panic!("{e}; left: {:?}", leftovers(&ns).await);
+    }
+    if expected.live_claims > 0 {
+        // Nothing removes retained data later (the claims have no owner).
+        assert_holds_for(&what, Duration::from_secs(5), || async { leftovers(&ns).await == expected }).await;
+    }
     operator.stop().await;
-    (live_claims, secret, services)
 }
 
 #[tokio::test]
 async fn deletion_retains_data_unless_asked_to_delete_it() {
-    let (claims, secret, services_gone) = data_objects_after_deletion("Retain").await;
-    assert_eq!(claims, 3, "Retain keeps both database claims and the files claim");
-    assert!(secret, "Retain keeps the generated Secret");
-    assert!(services_gone, "everything else is garbage-collected");
+    let retained = Leftovers { live_claims: 3, secret: true, services_gone: true };
+    let why = "both database claims, the files claim and the generated Secret stay; everything else is collected";
+    deletion_leaves("Retain", retained, why).await;
+    let deleted = Leftovers { live_claims: 0, secret: false, services_gone: true };
+    deletion_leaves("Delete", deleted, "the claims and the generated Secret go too").await;
+}
 
-    let (claims, secret, services_gone) = data_objects_after_deletion("Delete").await;
-    assert_eq!(claims, 0, "Delete removes the claims");
-    assert!(!secret, "Delete removes the generated Secret");
-    assert!(services_gone);
+/// Whether the status shows Ready and every pod the spec asks for ready, so
+/// no figure is left to write.
+fn figures_final(cluster: &WebCluster) -> bool {
+    let Some(status) = &cluster.status else { return false };
+    let spec = &cluster.spec;
+    let app = status.app.as_ref().is_some_and(|a| a.ready_replicas == spec.app.replicas);
+    let database = spec
+        .database
+        .as_ref()
+        .and_then(|d| d.managed.as_ref())
+        .is_none_or(|managed| status.database.as_ref().is_some_and(|d| d.ready_replicas == 1 + managed.replicas));
+    let cache =
+        spec.cache.as_ref().is_none_or(|c| status.cache.as_ref().is_some_and(|s| s.ready_replicas == c.replicas));
+    is_ready(cluster) && app && database && cache && status.observed_generation == cluster.metadata.generation
 }
 
 #[tokio::test]
 async fn an_idle_web_cluster_costs_no_writes() {
     let ns = TestNamespace::new("idle").await;
     let operator = Operator::start(ns.name()).await;
-    apply_file(ns.name(), "examples/roundcube.yaml");
-    wait_ready(&ns, "roundcube").await;
-    // Let the last status update and its echo settle.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let cluster_before = ns.api::<WebCluster>().get("roundcube").await.expect("the WebCluster");
+    kubectl_apply(ns.name(), "examples/roundcube.yaml");
+    let api = ns.api::<WebCluster>();
+    wait_for_object(&api, "roundcube", "Ready with its final figures", READY_TIMEOUT, figures_final).await;
+    operator.wait_quiet().await;
+    let cluster_before = api.get("roundcube").await.expect("the WebCluster");
     let writes_before = operator.metrics.writes();
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_holds_for("no write by the operator over a minute of idling", Duration::from_secs(60), || {
+        let writes = operator.metrics.writes() - writes_before;
+        async move { writes == 0 }
+    })
+    .await;
     let writes = operator.metrics.writes() - writes_before;
-    let cluster_after = ns.api::<WebCluster>().get("roundcube").await.expect("the WebCluster");
+    let cluster_after = api.get("roundcube").await.expect("the WebCluster");
     assert_eq!(writes, 0, "the operator wrote {writes} times in a minute of idling");
     assert_eq!(cluster_before.resource_version(), cluster_after.resource_version(), "the status did not change");
     operator.stop().await;
@@ -454,7 +480,7 @@ async fn secret_data(ns: &TestNamespace, name: &str) -> BTreeMap<String, String>
 async fn a_restart_mid_reconcile_converges_without_losing_passwords() {
     let ns = TestNamespace::new("restart").await;
     let first = Operator::start(ns.name()).await;
-    apply_file(ns.name(), "examples/roundcube.yaml");
+    kubectl_apply(ns.name(), "examples/roundcube.yaml");
     let secrets = ns.api::<Secret>();
     wait_for("the generated Secret", READY_TIMEOUT, || {
         let secrets = secrets.clone();
@@ -465,7 +491,7 @@ async fn a_restart_mid_reconcile_converges_without_losing_passwords() {
     first.kill();
 
     let second = Operator::start(ns.name()).await;
-    wait_ready(&ns, "roundcube").await;
+    wait_ready_in(&ns, "roundcube").await;
     let after = secret_data(&ns, "roundcube-credentials").await;
     for key in ["db-password", "db-superuser-password", "db-replication-password", "shared.ROUNDCUBEMAIL_DES_KEY"] {
         assert_eq!(passwords.get(key), after.get(key), "{key} changed across the restart");
@@ -487,20 +513,19 @@ async fn a_change_kubernetes_cannot_apply_is_reported_not_retried() {
         )
     };
     apply_yaml(&ns, &manifest("10Gi")).await;
-    wait_ready(&ns, "wiki").await;
+    wait_ready_in(&ns, "wiki").await;
     // A StatefulSet's volume claim templates are immutable.
     apply_yaml(&ns, &manifest("20Gi")).await;
-    let api = ns.api::<WebCluster>();
-    wait_for("Ready=False with reason SpecRejected", READY_TIMEOUT, || {
-        let api = api.clone();
-        async move { condition(&api, "wiki", "Ready").await.is_some_and(|(_, reason, _)| reason == "SpecRejected") }
+    let cluster = wait_reason(&ns.api::<WebCluster>(), "wiki", "Ready", "SpecRejected").await;
+    let message = &condition(&cluster, "Ready").expect("Ready").message;
+    assert!(message.contains("StatefulSet wiki-db"), "{message}");
+    operator.wait_quiet().await;
+    let writes = operator.metrics.writes();
+    assert_holds_for("at most one retry of the refused change", Duration::from_secs(10), || {
+        let retries = operator.metrics.writes() - writes;
+        async move { retries <= 1 }
     })
     .await;
-    let (_, _, message) = condition(&api, "wiki", "Ready").await.expect("Ready");
-    assert!(message.contains("StatefulSet wiki-db"), "{message}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let writes = operator.metrics.writes();
-    tokio::time::sleep(Duration::from_secs(10)).await;
     let retries = operator.metrics.writes() - writes;
     assert!(retries <= 1, "the operator retried the refused change {retries} times in 10 s");
     operator.stop().await;

@@ -5,8 +5,10 @@
 //! folders, with the environment the pods get (loopback host, one port per
 //! pod). See hack/apt-packages.txt for the packages; a missing one fails.
 
-#[path = "data_services/support.rs"]
-mod support;
+#[path = "harness/mod.rs"]
+mod harness;
+#[path = "data_services/loopback.rs"]
+mod loopback;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,9 +17,12 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{
-    BASE_PATH, Rendered, Server, Session, TempDir, assert_no_secrets, free_port, postgres_bin_dir, random_alphanumeric,
-    report, require_program, run_as, run_bounded, summary, wait_until,
+use harness::fs::TempDir;
+use harness::process::{Process, free_port};
+use harness::wait::wait_until;
+use loopback::{
+    BASE_PATH, Rendered, Session, assert_no_secrets, files_dir, owned_dir, postgres_bin_dir, random_alphanumeric,
+    report, require_program, run_as, run_bounded, server, summary,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -59,7 +64,7 @@ struct Database {
     config_dir: PathBuf,
     path: String,
     ports: BTreeMap<usize, u16>,
-    servers: BTreeMap<usize, Server>,
+    servers: BTreeMap<usize, Process>,
     logs: Vec<PathBuf>,
 }
 
@@ -89,7 +94,7 @@ impl Database {
             Engine::Mariadb => &["common.sh", "my.cnf", "probe.sh", "start.sh"],
         };
         assert_eq!(files.keys().map(String::as_str).collect::<Vec<_>>(), expected, "files of t-db-config");
-        let config_dir = tmp.files("config", &files);
+        let config_dir = files_dir(&tmp, "config", &files);
         Self {
             engine,
             rendered,
@@ -113,12 +118,12 @@ impl Database {
         assert_eq!(env.get("DB_PRIMARY_POD").map(String::as_str), Some("t-db-0"));
         let primary_port = self.port(0);
         let port = self.port(ordinal);
-        let data = self.tmp.path.join(&pod).join("data");
-        let run = self.tmp.path.join(&pod).join("run");
+        let data = self.tmp.join(&pod).join("data");
+        let run = self.tmp.join(&pod).join("run");
         if !data.exists() {
-            self.tmp.owned(&pod);
-            self.tmp.owned(&format!("{pod}/data"));
-            self.tmp.owned(&format!("{pod}/run"));
+            owned_dir(&self.tmp, &pod);
+            owned_dir(&self.tmp, &format!("{pod}/data"));
+            owned_dir(&self.tmp, &format!("{pod}/run"));
         }
         env.insert("DB_PRIMARY_HOST".into(), "127.0.0.1".into());
         env.insert("DB_PRIMARY_PORT".into(), primary_port.to_string());
@@ -134,18 +139,18 @@ impl Database {
     fn script(&mut self, ordinal: usize, script: &str) -> Command {
         let env = self.env(ordinal);
         let mut cmd = Command::new("/bin/sh");
-        cmd.arg(self.config_dir.join(script)).env_clear().envs(env).current_dir(&self.tmp.path);
+        cmd.arg(self.config_dir.join(script)).env_clear().envs(env).current_dir(self.tmp.path());
         cmd
     }
 
     fn start(&mut self, ordinal: usize) {
         let cmd = self.script(ordinal, "start.sh");
-        let log = self.tmp.path.join(format!("t-db-{ordinal}.log"));
+        let log = self.tmp.join(format!("t-db-{ordinal}.log"));
         if !self.logs.contains(&log) {
             self.logs.push(log.clone());
         }
         let name = format!("{} t-db-{ordinal}", self.engine.name());
-        self.servers.insert(ordinal, Server::spawn(&name, cmd, log));
+        self.servers.insert(ordinal, server(&name, cmd, log));
     }
 
     /// Stops pod `ordinal` like Kubernetes does; true when it shut down on SIGTERM.
@@ -156,15 +161,15 @@ impl Database {
     fn probe(&mut self, ordinal: usize) -> (bool, String) {
         let mut cmd = self.script(ordinal, "probe.sh");
         run_as().apply(&mut cmd);
-        run_bounded(&mut cmd, Duration::from_secs(20))
+        run_bounded(cmd, Duration::from_secs(20))
     }
 
     fn log_tail(&self, ordinal: usize) -> String {
-        self.servers.get(&ordinal).map(Server::log_tail).unwrap_or_default()
+        self.servers.get(&ordinal).map(Process::log_tail).unwrap_or_default()
     }
 
     fn assert_running(&mut self, ordinal: usize) {
-        let running = self.servers.get_mut(&ordinal).is_some_and(Server::running);
+        let running = self.servers.get_mut(&ordinal).is_some_and(Process::running);
         assert!(running, "t-db-{ordinal} exited; its log:\n{}", self.log_tail(ordinal));
     }
 
@@ -361,7 +366,7 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        // Replicas first, the primary last (Server's own Drop would do any order).
+        // Replicas first, the primary last (each Process's own Drop would do any order).
         self.stop_all();
     }
 }
@@ -479,14 +484,15 @@ fn mariadb_primary_and_replicas() {
 
 // ------------------------------------------------------------------ memcached
 
-fn wait_tcp(addr: &str, timeout: Duration, server: &mut Server) -> TcpStream {
+fn wait_tcp(addr: &str, timeout: Duration, server: &mut Process) -> TcpStream {
     let mut stream = None;
     wait_until(timeout, Duration::from_millis(100), || {
-        assert!(server.running(), "{} exited:\n{}", server.name, server.log_tail());
+        assert!(server.running(), "{} exited:\n{}", server.name(), server.log_tail());
         stream = TcpStream::connect(addr).ok();
         stream.is_some()
     });
-    let stream = stream.unwrap_or_else(|| panic!("{} does not listen on {addr}:\n{}", server.name, server.log_tail()));
+    let stream =
+        stream.unwrap_or_else(|| panic!("{} does not listen on {addr}:\n{}", server.name(), server.log_tail()));
     stream.set_read_timeout(Some(10 * SECOND)).expect("timeout");
     stream.set_nodelay(true).expect("nodelay");
     stream
@@ -575,7 +581,7 @@ fn memcached_sessions_across_nodes() {
         let port = free_port();
         let mut cmd = Command::new(&memcached);
         cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-m", "16"]);
-        let mut server = Server::spawn(&format!("memcached {i}"), cmd, tmp.path.join(format!("memcached-{i}.log")));
+        let mut server = server(&format!("memcached {i}"), cmd, tmp.join(format!("memcached-{i}.log")));
         let stream = wait_tcp(&format!("127.0.0.1:{port}"), 10 * SECOND, &mut server);
         servers.push(server);
         nodes.push(Memcached::new(stream));
@@ -650,7 +656,7 @@ fn redis_replica_follows_primary() {
         files.keys()
     );
     let tmp = TempDir::new("redis");
-    let config_dir = tmp.files("config", &files);
+    let config_dir = files_dir(&tmp, "config", &files);
     let ports = [free_port(), free_port()];
     let mut servers = Vec::new();
     let mut clients = Vec::new();
@@ -658,7 +664,7 @@ fn redis_replica_follows_primary() {
         let pod = format!("t-cache-{i}");
         let mut env = rendered.pod_env("t-cache", &pod);
         assert_eq!(env.get("REDIS_PRIMARY_POD").map(String::as_str), Some("t-cache-0"));
-        let data = tmp.owned(&pod);
+        let data = owned_dir(&tmp, &pod);
         env.insert("REDIS_PRIMARY_HOST".into(), "127.0.0.1".into());
         env.insert("REDIS_PRIMARY_PORT".into(), ports[0].to_string());
         env.insert("REDIS_PORT".into(), port.to_string());
@@ -667,7 +673,7 @@ fn redis_replica_follows_primary() {
         env.insert("PATH".into(), BASE_PATH.into());
         let mut cmd = Command::new("/bin/sh");
         cmd.arg(config_dir.join("start.sh")).env_clear().envs(env).current_dir(&data);
-        let mut server = Server::spawn(&format!("redis {pod}"), cmd, tmp.path.join(format!("{pod}.log")));
+        let mut server = server(&format!("redis {pod}"), cmd, tmp.join(format!("{pod}.log")));
         let stream = wait_tcp(&format!("127.0.0.1:{port}"), 10 * SECOND, &mut server);
         servers.push(server);
         clients.push(BufReader::new(stream));

@@ -1,25 +1,29 @@
-//! Helpers of the data-service tests: rendering a WebCluster and reading the
-//! pods' files and environment from it, temporary folders owned by an
-//! unprivileged user, server processes killed on drop, and SQL sessions over
-//! the engines' own command-line clients.
+//! The data pods of a WebCluster played on loopback: rendering a WebCluster
+//! and reading the pods' files and environment from it, folders owned by an
+//! unprivileged user, servers run as that user, and SQL sessions over the
+//! engines' own command-line clients. Ports, processes, folders and waits come
+//! from the shared harness.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child as Process, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 use rand::Rng;
-use webcluster::build::credentials::ALPHABET;
-use webcluster::build::{Child, Observed};
+use webcluster::desired::credentials::ALPHABET;
+use webcluster::desired::{Child as Object, Plan};
+
+use crate::harness::fs::TempDir;
+use crate::harness::process::Process;
 
 /// The unprivileged user servers run as when the tests run as root.
 const TEST_USER: &str = "webcluster-test";
@@ -31,7 +35,7 @@ pub const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /// The children rendered from one WebCluster, with random alphanumeric
 /// generated values in place of the offline placeholders.
 pub struct Rendered {
-    children: Vec<Child>,
+    children: Vec<Object>,
     /// The generated values (passwords): they must show in no log.
     pub secrets: Vec<String>,
 }
@@ -42,16 +46,16 @@ impl Rendered {
         let clusters =
             webcluster::render::parse(yaml).unwrap_or_else(|e| panic!("test WebCluster does not parse: {e}"));
         let cluster = clusters.into_iter().next().expect("one WebCluster");
-        let mut observed = Observed::offline(&cluster);
-        for value in observed.generated.values_mut() {
+        let mut plan = Plan::offline(&cluster);
+        for value in plan.generated.values_mut() {
             *value = random_alphanumeric(32);
         }
-        let secrets = observed.generated.values().cloned().collect();
-        let children = webcluster::build::build(&cluster, &observed).expect("the WebCluster builds");
+        let secrets = plan.generated.values().cloned().collect();
+        let children = webcluster::desired::children(&cluster, &plan).expect("the WebCluster builds");
         Self { children, secrets }
     }
 
-    fn child(&self, kind: &str, name: &str) -> &Child {
+    fn child(&self, kind: &str, name: &str) -> &Object {
         self.children
             .iter()
             .find(|c| c.kind() == kind && c.name() == name)
@@ -61,14 +65,14 @@ impl Rendered {
     /// The data of a rendered ConfigMap.
     pub fn config_map(&self, name: &str) -> BTreeMap<String, String> {
         match self.child("ConfigMap", name) {
-            Child::ConfigMap(cm) => cm.data.clone().unwrap_or_default(),
+            Object::ConfigMap(cm) => cm.data.clone().unwrap_or_default(),
             _ => unreachable!(),
         }
     }
 
     /// A value of a rendered Secret.
     pub fn secret_value(&self, name: &str, key: &str) -> String {
-        let Child::Secret(secret) = self.child("Secret", name) else { unreachable!() };
+        let Object::Secret(secret) = self.child("Secret", name) else { unreachable!() };
         let data = secret.data.as_ref().expect("secret data");
         let bytes = data.get(key).unwrap_or_else(|| panic!("secret {name} has no key {key}"));
         String::from_utf8(bytes.0.clone()).expect("utf-8 secret")
@@ -76,8 +80,8 @@ impl Rendered {
 
     fn first_container(&self, kind: &str, name: &str) -> Container {
         let spec = match self.child(kind, name) {
-            Child::StatefulSet(s) => s.spec.template.spec.clone(),
-            Child::Deployment(d) => d.spec.template.spec.clone(),
+            Object::StatefulSet(s) => s.spec.template.spec.clone(),
+            Object::Deployment(d) => d.spec.template.spec.clone(),
             _ => None,
         };
         spec.expect("pod spec").containers.into_iter().next().expect("a container")
@@ -159,7 +163,7 @@ pub fn postgres_bin_dir() -> PathBuf {
     bin
 }
 
-// ---------------------------------------------------------------- users, folders, ports
+// ---------------------------------------------------------------- users, folders, servers
 
 /// The uid and gid servers run as: `webcluster-test` (created when missing)
 /// when the tests run as root, else the current user (no switch).
@@ -223,91 +227,38 @@ impl RunAs {
     }
 }
 
-/// A temporary folder removed on drop (kept when `WEBCLUSTER_KEEP_TMP` is set).
-pub struct TempDir {
-    pub path: PathBuf,
+/// A sub-folder of `tmp` owned by the server user.
+pub fn owned_dir(tmp: &TempDir, name: &str) -> PathBuf {
+    let dir = tmp.join(name);
+    fs::create_dir_all(&dir).expect("create dir");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).expect("chmod");
+    run_as().own(&dir);
+    dir
 }
 
-impl TempDir {
-    pub fn new(prefix: &str) -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!("wct-{prefix}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create temp dir");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
-        Self { path }
+/// Writes rendered files into a sub-folder of `tmp` that the server user can
+/// read (a read-only ConfigMap mount in the pods).
+pub fn files_dir(tmp: &TempDir, name: &str, files: &BTreeMap<String, String>) -> PathBuf {
+    let dir = tmp.join(name);
+    fs::create_dir_all(&dir).expect("create dir");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    for (file, content) in files {
+        let path = dir.join(file);
+        fs::write(&path, content).expect("write file");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
     }
-
-    /// A sub-folder owned by the server user.
-    pub fn owned(&self, name: &str) -> PathBuf {
-        let dir = self.path.join(name);
-        fs::create_dir_all(&dir).expect("create dir");
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).expect("chmod");
-        run_as().own(&dir);
-        dir
-    }
-
-    /// Writes rendered files into a sub-folder that the server user can read
-    /// (a read-only ConfigMap mount in the pods).
-    pub fn files(&self, name: &str, files: &BTreeMap<String, String>) -> PathBuf {
-        let dir = self.path.join(name);
-        fs::create_dir_all(&dir).expect("create dir");
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
-        for (file, content) in files {
-            let path = dir.join(file);
-            fs::write(&path, content).expect("write file");
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
-        }
-        dir
-    }
+    dir
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::env::var_os("WEBCLUSTER_KEEP_TMP").is_none() {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-/// A free loopback port, never handed out twice in this process.
-pub fn free_port() -> u16 {
-    static USED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        if USED.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
-}
-
-// ---------------------------------------------------------------- processes
-
-fn signal(target: &str, sig: &str) {
-    let _ = Command::new("kill").args([sig, "--", target]).stderr(Stdio::null()).status();
-}
-
-/// Runs `cmd` to completion within `timeout` (killed after it); stdout and
-/// stderr captured together.
-pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> (bool, String) {
-    let log = tempfile_path("run");
-    let file = fs::File::create(&log).expect("log file");
-    cmd.stdin(Stdio::null()).stdout(file.try_clone().expect("dup")).stderr(file);
-    cmd.process_group(0);
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            signal(&format!("-{}", child.id()), "-KILL");
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+/// Runs `cmd` to completion within `timeout` (its process group killed after
+/// it); stdout and stderr captured together.
+pub fn run_bounded(cmd: Command, timeout: Duration) -> (bool, String) {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let log = std::env::temp_dir().join(format!("wct-run-{}-{n}.log", std::process::id()));
+    let mut process = Process::spawn("a bounded command", cmd, log.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let status = process.wait_exit(timeout);
+    drop(process);
     let output = fs::read_to_string(&log).unwrap_or_default();
     let _ = fs::remove_file(&log);
     match status {
@@ -316,84 +267,12 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> (bool, String) {
     }
 }
 
-fn tempfile_path(prefix: &str) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    std::env::temp_dir().join(format!("wct-{prefix}-{}-{n}.log", std::process::id()))
-}
-
-/// A long-running process (a start script and the server it runs) in its own
-/// process group. Dropping it stops the whole group.
-pub struct Server {
-    pub name: String,
-    process: Option<Process>,
-    pub log: PathBuf,
-}
-
-impl Server {
-    /// Spawns `cmd` as the server user, output appended to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Self {
-        let file = fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
-        cmd.stdin(Stdio::null()).stdout(file.try_clone().expect("dup")).stderr(file);
-        run_as().apply(&mut cmd);
-        let process = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self { name: name.to_string(), process: Some(process), log }
-    }
-
-    /// Whether the process still runs.
-    pub fn running(&mut self) -> bool {
-        self.process.as_mut().is_some_and(|p| p.try_wait().ok().flatten().is_none())
-    }
-
-    /// The end of the log, for failure messages.
-    pub fn log_tail(&self) -> String {
-        let log = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// Stops the server as Kubernetes stops a pod: SIGTERM to the main
-    /// process, then after `grace` SIGKILL to the whole group.
-    pub fn stop(&mut self, grace: Duration) -> bool {
-        let Some(mut process) = self.process.take() else {
-            return true;
-        };
-        let pid = process.id();
-        signal(&pid.to_string(), "-TERM");
-        let deadline = Instant::now() + grace;
-        let mut clean = false;
-        while Instant::now() < deadline {
-            if process.try_wait().ok().flatten().is_some() {
-                clean = true;
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        // Anything left in the group (a server a script started) goes now.
-        signal(&format!("-{pid}"), "-KILL");
-        let _ = process.wait();
-        // The group leader has exited; wait until no member is left.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && Path::new("/proc").exists() && group_alive(pid) {
-            signal(&format!("-{pid}"), "-KILL");
-            thread::sleep(Duration::from_millis(50));
-        }
-        clean
-    }
-}
-
-fn group_alive(pgid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", "--", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(15));
-    }
+/// A long-running server (a start script and the server it runs) as the
+/// server user, output appended to `log`; dropping it stops it as Kubernetes
+/// stops a pod (SIGTERM, 15 s, then SIGKILL to its process group).
+pub fn server(name: &str, mut cmd: Command, log: PathBuf) -> Process {
+    run_as().apply(&mut cmd);
+    Process::spawn(name, cmd, log).unwrap_or_else(|e| panic!("{e}")).graceful_on_drop(Duration::from_secs(15))
 }
 
 // ---------------------------------------------------------------- SQL sessions
@@ -402,7 +281,7 @@ impl Drop for Server {
 /// on stdin. Each query is followed by a marker SELECT so its output (and any
 /// error, which shares the pipe) is known to be complete.
 pub struct Session {
-    process: Process,
+    process: Child,
     stdin: ChildStdin,
     lines: Receiver<String>,
     marker: u64,
@@ -472,20 +351,6 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
-    }
-}
-
-/// Polls `check` every `every` until it returns true or `timeout` passes.
-pub fn wait_until(timeout: Duration, every: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        thread::sleep(every);
     }
 }
 

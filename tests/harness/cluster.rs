@@ -1,30 +1,27 @@
-//! Shared harness for integration tests against the local control plane
-//! (`hack/cluster.sh`: real etcd, kube-apiserver, kube-controller-manager and
-//! kube-scheduler with kwok faking nodes and pods).
-//!
-//! Use from a test file with `mod support;`. Every test needs the cluster: a
-//! missing toolchain or a cluster that does not start FAILS the test with the
-//! script's output, it is never skipped.
+//! The local cluster (`hack/cluster.sh`: real etcd, kube-apiserver,
+//! kube-controller-manager and kube-scheduler, kwok faking nodes and pods),
+//! its kubectl, the WebCluster CRD, and a namespace per test.
 //!
 //! Set `KEEP_TEST_NAMESPACES=1` to keep each test's namespace for debugging.
-#![allow(dead_code)]
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, Config, ResourceExt};
 
-/// Label put on every namespace a test creates.
-pub const TEST_NAMESPACE_LABEL: &str = "webcluster.test/namespace";
+use super::wait::{SETUP_TIMEOUT, wait_for_object};
 
-/// The repository root (where `hack/` and `.cluster/` live).
+/// The field manager of what the harness applies.
+const FIELD_MANAGER: &str = "webcluster-test-harness";
+
+/// The repository root (where `hack/`, `crds/` and `.cluster/` live).
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -39,6 +36,16 @@ pub fn kubeconfig_path() -> PathBuf {
     }
 }
 
+/// `what failed (status)` with the output's stderr and stdout.
+pub fn describe(what: &str, output: &Output) -> String {
+    format!(
+        "{what} failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    )
+}
+
 fn run_script(script: &str, args: &[&str]) -> Result<Output, String> {
     let output = Command::new("bash")
         .arg(script)
@@ -49,17 +56,11 @@ fn run_script(script: &str, args: &[&str]) -> Result<Output, String> {
     if output.status.success() {
         Ok(output)
     } else {
-        Err(format!(
-            "`bash {script} {}` failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr),
-            String::from_utf8_lossy(&output.stdout),
-        ))
+        Err(describe(&format!("`bash {script} {}`", args.join(" ")), &output))
     }
 }
 
-/// The folder with the pinned toolchain's binaries (`kubectl`, `kwokctl`, ...):
+/// The folder with the pinned toolchain's binaries (`kubectl`, `helm`, ...):
 /// the last line of `bash hack/toolchain.sh`, run once per test process.
 pub fn toolchain_bin() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -117,56 +118,47 @@ pub fn kubectl(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running {}: {e}", kubectl.display()))
 }
 
-/// Applies the CRD and waits until it is Established. Right after a create,
-/// `kubectl wait` can fail at once on a CRD without status conditions yet, so
-/// the wait is retried for up to 60 s.
-pub fn install_crd() {
-    let crd = repo_root().join("crds/webcluster.yaml");
-    kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd.to_string_lossy()]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let wait = ["wait", "--for", "condition=Established", "crd/webclusters.webcluster.io", "--timeout=10s"];
-    while !kubectl(&wait).status.success() {
-        assert!(Instant::now() < deadline, "the WebCluster CRD was not Established within 60 s");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// [`install_crd`] once per test process (other test files may have done it already).
-pub fn ensure_crd() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(install_crd);
-}
-
 /// Like [`kubectl`], but panics unless it succeeds; returns its stdout.
 pub fn kubectl_ok(args: &[&str]) -> String {
     let output = kubectl(args);
-    assert!(
-        output.status.success(),
-        "kubectl {} failed ({}): {}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", describe(&format!("kubectl {}", args.join(" ")), &output));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Polls `check` every 200 ms until it returns true; panics naming `what`
-/// when `timeout` passes first.
-pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return;
-        }
-        if start.elapsed() >= timeout {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// `kubectl apply --server-side -n <namespace> -f <file>` of a repository file.
+pub fn kubectl_apply(namespace: &str, file: &str) {
+    let path = repo_root().join(file);
+    kubectl_ok(&["apply", "--server-side", "-n", namespace, "-f", &path.to_string_lossy()]);
+}
+
+/// Applies `crds/webcluster.yaml` (server-side, forcing conflicts) and waits on
+/// a watch until the API server reports it Established.
+pub async fn install_crd(client: &Client) -> Result<(), String> {
+    let path = repo_root().join("crds/webcluster.yaml");
+    let yaml = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let crd: CustomResourceDefinition =
+        serde_saphyr::from_str(&yaml).map_err(|e| format!("{}: {e}", path.display()))?;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = crd.name_any();
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&crd))
+        .await
+        .map_err(|e| format!("applying the CRD: {e}"))?;
+    match tokio::time::timeout(SETUP_TIMEOUT, await_condition(api, &name, conditions::is_crd_established())).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("watching CRD {name}: {e}")),
+        Err(_) => Err(format!("CRD {name} was not Established within {SETUP_TIMEOUT:?}")),
     }
+}
+
+/// [`install_crd`] once per test process (tests of other files may have done it already).
+pub async fn ensure_crd() {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            let client = cluster().await;
+            install_crd(&client).await.unwrap_or_else(|e| panic!("installing the WebCluster CRD: {e}"));
+        })
+        .await;
 }
 
 /// A DNS-1123 label `<prefix>-<random hex>`, at most 63 characters.
@@ -180,7 +172,9 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// A namespace `t-<test name>-<random>` that is deleted when dropped (the
 /// delete is sent from a separate thread with its own runtime; failures are
-/// printed, never panicked on).
+/// printed, never panicked on). An operator a test starts watches only its
+/// own namespace, and nothing outside the test (say, `make demo`'s operator,
+/// which watches `demo`) watches it.
 pub struct TestNamespace {
     name: String,
     client: Client,
@@ -194,24 +188,15 @@ impl TestNamespace {
         let config = cluster_config().await;
         let client = Client::try_from(config.clone()).expect("building a kube client");
         let name = unique_name(&format!("t-{test_name}"));
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some([(TEST_NAMESPACE_LABEL.to_string(), "true".to_string())].into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let namespace =
+            Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &namespace)
             .await
             .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-        wait_for(&format!("the default ServiceAccount in namespace {name}"), Duration::from_secs(30), || {
-            let accounts = accounts.clone();
-            async move { matches!(accounts.get_opt("default").await, Ok(Some(_))) }
-        })
-        .await;
+        let what = format!("the default ServiceAccount in namespace {name}");
+        wait_for_object(&accounts, "default", &what, SETUP_TIMEOUT, |_| true).await;
         Self { name, client, config }
     }
 
@@ -265,7 +250,7 @@ impl Drop for TestNamespace {
         });
         match spawned {
             Ok(_) => {
-                if done_rx.recv_timeout(Duration::from_secs(15)).is_err() {
+                if done_rx.recv_timeout(std::time::Duration::from_secs(15)).is_err() {
                     eprintln!("warning: deleting test namespace {} timed out", self.name);
                 }
             }
