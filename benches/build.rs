@@ -1,14 +1,16 @@
 //! How long building one WebCluster's full object set takes (the Roundcube example).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use webcluster::build::{Observed, build};
+use webcluster::desired::{self, Plan};
 
 fn build_roundcube(c: &mut Criterion) {
     let input = include_str!("../examples/roundcube.yaml");
     let clusters = webcluster::render::parse(input).expect("the example parses");
     let cluster = &clusters[0];
-    let observed = Observed::offline(cluster);
-    c.bench_function("build roundcube (21 objects)", |b| b.iter(|| build(std::hint::black_box(cluster), &observed)));
+    let plan = Plan::offline(cluster);
+    c.bench_function("build roundcube (21 objects)", |b| {
+        b.iter(|| desired::children(std::hint::black_box(cluster), &plan))
+    });
 }
 
 criterion_group!(benches, build_roundcube);

@@ -35,8 +35,8 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use webcluster::api::WebCluster;
-use webcluster::build::{Observed, build, names};
 use webcluster::controller::{Metrics, counting_client};
+use webcluster::desired::{self, Plan, names};
 
 type Res<T> = Result<T, String>;
 
@@ -376,7 +376,7 @@ fn desired(clusters: &[WebCluster]) -> Res<Desired> {
     for (i, wc) in clusters.iter().enumerate() {
         let mut wc = wc.clone();
         wc.metadata.uid = Some(format!("00000000-0000-4000-8000-{i:012x}"));
-        for child in build(&wc, &Observed::offline(&wc)).map_err(|e| e.to_string())? {
+        for child in desired::children(&wc, &Plan::offline(&wc)).map_err(|e| e.to_string())? {
             let mut object = child.to_json();
             // No owner: the WebCluster does not exist for the baseline.
             if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {

@@ -2,11 +2,11 @@
 //! `WebCluster` manifest.
 //!
 //! The code is a pipeline: [`api`] (the custom resource and its validation),
-//! [`build`] (pure functions from a WebCluster to its child objects),
+//! [`desired`] (pure functions from a WebCluster to its child objects),
 //! [`controller`] (reconcile: apply, prune, status, events), and [`render`]
 //! (the offline front end of the builder).
 
 pub mod api;
-pub mod build;
 pub mod controller;
+pub mod desired;
 pub mod render;

@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crd => render::crd_yaml().map(|yaml| print!("{yaml}")).map_err(|e| e.to_string()),
         Command::Render { file } => read_input(&file)
-            .and_then(|yaml| render::render(&yaml).map_err(|e| e.to_string()))
+            .and_then(|yaml| render::manifests(&yaml).map_err(|e| e.to_string()))
             .map(|output| print!("{output}")),
         Command::Run(args) => run(args),
     };

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::api::WebCluster;
 use crate::api::validate::{FieldError, check_rules, check_schema};
-use crate::build::{self, BuildError, Observed};
+use crate::desired::{self, BuildError, Child, Plan};
 
 /// The apiVersion a WebCluster document must have.
 const API_VERSION: &str = "webcluster.io/v1alpha1";
@@ -104,13 +104,13 @@ fn describe(path: String, message: String) -> (String, String) {
 }
 
 /// Every child object of every WebCluster in `yaml`, as multi-document YAML.
-pub fn render(yaml: &str) -> Result<String, RenderError> {
+pub fn manifests(yaml: &str) -> Result<String, RenderError> {
     let clusters = parse(yaml)?;
     let mut documents = Vec::new();
     for (index, cluster) in clusters.iter().enumerate() {
-        let children = build::build(cluster, &Observed::offline(cluster))
+        let children = desired::children(cluster, &Plan::offline(cluster))
             .map_err(|source| RenderError::Build { document: index + 1, source })?;
-        documents.extend(children.iter().map(build::Child::to_json));
+        documents.extend(children.iter().map(Child::to_json));
     }
     to_yaml_stream(&documents)
 }

@@ -9,7 +9,7 @@ use webcluster::api::{
     HttpCacheSpec, IngressSpec, S3Credentials, S3Storage, SecretKeyRef, SharedMount, SharedVolume, StorageSpec,
     WebCluster, WebClusterSpec,
 };
-use webcluster::build::{Child, Observed, build};
+use webcluster::desired::{self, Child, Plan};
 
 const STANDARD_LABELS: [&str; 5] = [
     "app.kubernetes.io/name",
@@ -203,9 +203,9 @@ proptest! {
 
     #[test]
     fn builder_output_is_valid_and_deterministic(cluster in web_cluster()) {
-        let observed = Observed::offline(&cluster);
-        let children = build(&cluster, &observed).expect("a named, namespaced WebCluster builds");
-        prop_assert_eq!(&children, &build(&cluster, &observed).expect("builds again"));
+        let plan = Plan::offline(&cluster);
+        let children = desired::children(&cluster, &plan).expect("a named, namespaced WebCluster builds");
+        prop_assert_eq!(&children, &desired::children(&cluster, &plan).expect("builds again"));
 
         let mut seen = BTreeSet::new();
         for child in &children {
@@ -246,7 +246,7 @@ proptest! {
 fn a_web_cluster_with_only_an_image_renders_just_the_app() {
     let mut cluster = WebCluster::new("solo", serde_saphyr::from_str("app: {image: 'app:1'}").expect("minimal spec"));
     cluster.metadata.namespace = Some("default".into());
-    let children = build(&cluster, &Observed::offline(&cluster)).expect("builds");
+    let children = desired::children(&cluster, &Plan::offline(&cluster)).expect("builds");
     let kinds: Vec<&str> = children.iter().map(Child::kind).collect();
     assert_eq!(kinds, ["Service", "Deployment", "PodDisruptionBudget"]);
 }

@@ -12,12 +12,12 @@ use kube::core::{ApiResource, DynamicObject};
 use kube::{Api, Client};
 use serde_json::json;
 
+use super::caches::ChildCaches;
 use super::digest::{Digest, hash_of};
 use super::error::{Error, is_not_found, is_rejection};
 use super::metrics::Metrics;
-use super::stores::ChildStores;
-use crate::build::meta::MANAGER;
-use crate::build::{Child, ROLE_LABEL, ROLE_REPLICA, names};
+use crate::desired::meta::MANAGER;
+use crate::desired::{Child, ROLE_LABEL, ROLE_REPLICA, names};
 
 /// What one apply pass did.
 #[derive(Debug, Default)]
@@ -86,12 +86,12 @@ impl Applier {
     /// API level). Jobs are created once and never changed (their pod template is immutable).
     pub async fn apply(
         &self,
-        stores: &ChildStores,
+        caches: &ChildCaches,
         children: &[Child],
         namespace: &str,
     ) -> Result<ApplyOutcome, Error> {
         // Collected first: a closure inside the stream trips the compiler's Send inference.
-        let pending: Vec<_> = children.iter().map(|child| self.apply_one(stores, child, namespace)).collect();
+        let pending: Vec<_> = children.iter().map(|child| self.apply_one(caches, child, namespace)).collect();
         let results: Vec<Result<ChildResult, Error>> =
             futures::stream::iter(pending).buffer_unordered(APPLY_CONCURRENCY).collect().await;
         let mut outcome = ApplyOutcome::default();
@@ -109,14 +109,14 @@ impl Applier {
         Ok(outcome)
     }
 
-    async fn apply_one(&self, stores: &ChildStores, child: &Child, namespace: &str) -> Result<ChildResult, Error> {
+    async fn apply_one(&self, caches: &ChildCaches, child: &Child, namespace: &str) -> Result<ChildResult, Error> {
         let (kind, name) = (child.kind(), child.name().to_string());
         let key = (kind, namespace.to_string(), name.clone());
         let desired = child.to_json();
         let hash = hash_of(&desired.to_string());
         let last = self.remembered(&key);
         // Some(still matches what was applied last), None when the child is not cached.
-        let current = stores.with_digest(kind, namespace, &name, |digest| match last {
+        let current = caches.with_digest(kind, namespace, &name, |digest| match last {
             _ if matches!(child, Child::Job(_)) => true,
             Some(last) => last.hash == hash && last.version == digest.version && digest.holds(child.meta()),
             None => false,
@@ -143,7 +143,7 @@ impl Applier {
     /// last pruned against: nothing can be stale otherwise.
     pub async fn prune(
         &self,
-        stores: &ChildStores,
+        caches: &ChildCaches,
         children: &[Child],
         namespace: &str,
         uid: &str,
@@ -154,7 +154,7 @@ impl Applier {
             return Ok(0);
         }
         let mut deleted = 0;
-        for (resource, name) in stores.controlled_by(namespace, uid) {
+        for (resource, name) in caches.controlled_by(namespace, uid) {
             if desired.contains(&(resource.kind.as_str(), name.as_str())) {
                 continue;
             }
@@ -178,7 +178,7 @@ impl Applier {
     /// selects it by pod name.
     pub async fn label_database_replicas(
         &self,
-        stores: &ChildStores,
+        caches: &ChildCaches,
         namespace: &str,
         cluster: &str,
         replicas: i32,
@@ -186,7 +186,7 @@ impl Applier {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         for ordinal in 1..=replicas {
             let name = format!("{}-{ordinal}", names::database(cluster));
-            if stores.pod_has_label(namespace, &name, ROLE_LABEL, ROLE_REPLICA) != Some(false) {
+            if caches.pod_has_label(namespace, &name, ROLE_LABEL, ROLE_REPLICA) != Some(false) {
                 continue; // labelled already, or not created yet
             }
             let patch = json!({ "metadata": { "labels": { ROLE_LABEL: ROLE_REPLICA } } });

@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::build::meta::DATA_LABEL;
+use crate::desired::meta::DATA_LABEL;
 
 /// A stable 64-bit hash (SipHash with fixed keys) of `value`.
 pub fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {

@@ -1,6 +1,6 @@
 //! Errors of the reconcile path. Each says what failed and on which object.
 
-use crate::build::BuildError;
+use crate::desired::BuildError;
 
 /// Why a reconcile failed. Transient failures are retried with backoff;
 /// problems with the user's input are reported in status instead.

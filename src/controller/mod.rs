@@ -2,6 +2,7 @@
 //! describes them, then tells the truth in status.
 
 mod apply;
+mod caches;
 mod digest;
 pub mod error;
 mod events;
@@ -14,7 +15,6 @@ mod rollout;
 mod secrets;
 pub mod server;
 mod status;
-mod stores;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ pub use error::Error;
 pub use metrics::Metrics;
 
 use crate::api::WebCluster;
-use crate::build::meta::MANAGER;
+use crate::desired::meta::MANAGER;
 
 /// How the controller runs.
 #[derive(Clone, Debug)]
@@ -65,7 +65,7 @@ impl Default for Settings {
 pub struct Context {
     client: Client,
     settings: Settings,
-    stores: stores::ChildStores,
+    caches: caches::ChildCaches,
     applier: apply::Applier,
     recorder: Recorder,
     metrics: Arc<Metrics>,
@@ -100,7 +100,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (stores, triggers) = stores::ChildStores::watch(&client, settings.namespace.as_deref());
+    let (caches, triggers) = caches::ChildCaches::watch(&client, settings.namespace.as_deref());
     let clusters: Api<WebCluster> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -110,7 +110,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         applier: apply::Applier::new(client.clone(), metrics.clone()),
         client,
-        stores,
+        caches,
         settings: settings.clone(),
         metrics,
         failures: Mutex::new(HashMap::new()),
@@ -124,7 +124,7 @@ pub async fn run(
         .applied_objects();
     let controller = Controller::for_stream(cluster_events, cluster_store)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency).debounce(settings.debounce))
-        .reconcile_on(stores::merge(triggers))
+        .reconcile_on(caches::merge(triggers))
         .graceful_shutdown_on(shutdown);
     tracing::info!("starting the controller");
     controller

@@ -10,11 +10,11 @@ use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::caches::{CacheOf, Cached, ChildCaches, Packed};
 use super::error::Error;
-use super::stores::{Cached, ChildStores, Packed, StoreOf};
 use crate::api::{SecretKeyRef, WebCluster};
-use crate::build::credentials::generated_keys;
-use crate::build::{ExternalUrls, names};
+use crate::desired::credentials::generated_keys;
+use crate::desired::{ExternalUrls, names};
 
 /// The cluster's state as one reconcile sees it.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +44,7 @@ pub struct Snapshot {
 /// does not show complete) with GETs.
 pub async fn snapshot(
     client: &Client,
-    stores: &ChildStores,
+    caches: &ChildCaches,
     cluster: &WebCluster,
     namespace: &str,
 ) -> Result<Snapshot, Error> {
@@ -52,8 +52,8 @@ pub async fn snapshot(
     let spec = &cluster.spec;
     let managed_db = spec.database.as_ref().is_some_and(|db| db.managed.is_some());
     let (generated, storage, external_db) = futures::try_join!(
-        generated(client, stores, cluster, namespace, name),
-        storage(client, stores, cluster, namespace, name),
+        generated(client, caches, cluster, namespace, name),
+        storage(client, caches, cluster, namespace, name),
         external(client, cluster, namespace),
     )?;
     let (files_claim, s3_credentials_found) = storage;
@@ -61,33 +61,33 @@ pub async fn snapshot(
         .jobs
         .iter()
         .filter_map(|task| {
-            Some((task.name.clone(), cached::<CronJob>(stores, namespace, &names::cron_task(name, &task.name))?))
+            Some((task.name.clone(), cached::<CronJob>(caches, namespace, &names::cron_task(name, &task.name))?))
         })
         .collect();
     Ok(Snapshot {
         generated,
         external_db,
         s3_credentials_found,
-        deployment: cached(stores, namespace, &names::app(name)),
-        database: managed_db.then(|| cached(stores, namespace, &names::database(name))).flatten(),
-        cache: spec.cache.as_ref().and_then(|_| cached(stores, namespace, &names::cache(name))),
+        deployment: cached(caches, namespace, &names::app(name)),
+        database: managed_db.then(|| cached(caches, namespace, &names::database(name))).flatten(),
+        cache: spec.cache.as_ref().and_then(|_| cached(caches, namespace, &names::cache(name))),
         cron_jobs,
         migration_job: spec
             .app
             .migration
             .as_ref()
-            .and_then(|_| cached(stores, namespace, &names::migration(name, &spec.app.image))),
+            .and_then(|_| cached(caches, namespace, &names::migration(name, &spec.app.image))),
         files_claim,
     })
 }
 
 /// A copy of the cached (slimmed) object.
-fn cached<K>(stores: &ChildStores, namespace: &str, name: &str) -> Option<K>
+fn cached<K>(caches: &ChildCaches, namespace: &str, name: &str) -> Option<K>
 where
     K: Cached<View = Packed<K>> + Serialize + DeserializeOwned,
-    ChildStores: StoreOf<K>,
+    ChildCaches: CacheOf<K>,
 {
-    stores.get::<K>(namespace, name)?.unpack()
+    caches.get::<K>(namespace, name)?.unpack()
 }
 
 /// The generated Secret's values. The cache may lag behind a Secret written a
@@ -95,13 +95,13 @@ where
 /// the cache does not show with every key is read from the API server.
 async fn generated(
     client: &Client,
-    stores: &ChildStores,
+    caches: &ChildCaches,
     cluster: &WebCluster,
     namespace: &str,
     name: &str,
 ) -> Result<Option<BTreeMap<String, String>>, Error> {
     let secret_name = names::credentials(name);
-    let from_cache = cached::<Secret>(stores, namespace, &secret_name).map(secret_strings);
+    let from_cache = cached::<Secret>(caches, namespace, &secret_name).map(secret_strings);
     let keys = generated_keys(&cluster.spec);
     if keys.is_empty() || from_cache.as_ref().is_some_and(|values| keys.iter().all(|k| values.contains_key(k))) {
         return Ok(from_cache);
@@ -112,7 +112,7 @@ async fn generated(
 /// The files claim, and whether the S3 credentials Secret exists.
 async fn storage(
     client: &Client,
-    stores: &ChildStores,
+    caches: &ChildCaches,
     cluster: &WebCluster,
     namespace: &str,
     name: &str,
@@ -121,7 +121,7 @@ async fn storage(
     let claim = match storage.volume.as_ref().map(|v| &v.existing_claim) {
         // The user's own claim is not in the operator's caches.
         Some(Some(existing)) => get(client, namespace, existing).await?,
-        Some(None) => cached(stores, namespace, &names::files(name)),
+        Some(None) => cached(caches, namespace, &names::files(name)),
         None => None,
     };
     let s3_found = match &storage.s3 {

@@ -14,12 +14,12 @@ use super::pacing::ClusterKey;
 use super::status::{StatusInput, compute, urgent};
 use super::{Context, events, observe, rollout, secrets};
 use crate::api::WebCluster;
-use crate::build::build;
+use crate::desired;
 
 /// Reconciles one WebCluster and records the outcome in the metrics.
 pub async fn reconcile(cluster: Arc<WebCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     // The caches fill while the controller polls their watches.
-    if !ctx.stores.ready() {
+    if !ctx.caches.ready() {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let started = Instant::now();
@@ -48,14 +48,14 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     let name = cluster.metadata.name.as_deref().ok_or(Error::MissingMetadata("name"))?;
     let uid = cluster.metadata.uid.as_deref().ok_or(Error::MissingMetadata("uid"))?;
 
-    let snapshot = observe::snapshot(&ctx.client, &ctx.stores, cluster, namespace).await?;
+    let snapshot = observe::snapshot(&ctx.client, &ctx.caches, cluster, namespace).await?;
     let generated = secrets::complete(cluster, snapshot.generated.as_ref());
-    let observed = rollout::observed(cluster, &snapshot, generated);
-    let children = build(cluster, &observed)?;
-    let outcome = ctx.applier.apply(&ctx.stores, &children, namespace).await?;
-    ctx.applier.prune(&ctx.stores, &children, namespace, uid).await?;
+    let plan = rollout::plan(cluster, &snapshot, generated);
+    let children = desired::children(cluster, &plan)?;
+    let outcome = ctx.applier.apply(&ctx.caches, &children, namespace).await?;
+    ctx.applier.prune(&ctx.caches, &children, namespace, uid).await?;
     if let Some(managed) = cluster.spec.database.as_ref().and_then(|db| db.managed.as_ref()) {
-        ctx.applier.label_database_replicas(&ctx.stores, namespace, name, managed.replicas).await?;
+        ctx.applier.label_database_replicas(&ctx.caches, namespace, name, managed.replicas).await?;
     }
     if outcome.applied > 0 {
         tracing::info!(namespace, name, applied = outcome.applied, unchanged = outcome.unchanged, "applied children");

@@ -8,7 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 
 use super::observe::Snapshot;
 use crate::api::WebCluster;
-use crate::build::{ExternalUrls, HOLD_ANNOTATION, Observed};
+use crate::desired::{ExternalUrls, HOLD_ANNOTATION, Plan};
 
 /// Where the migration of `spec.app.image` stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub fn first_rollout_pending(deployment: Option<&Deployment>) -> bool {
 
 /// What the builder needs to know about the cluster: generated values, DSNs,
 /// the serving image and whether a migration runs.
-pub fn observed(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<String, String>) -> Observed {
+pub fn plan(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<String, String>) -> Plan {
     let db_ready = database_ready(cluster, snapshot);
     let phase = migration_phase(cluster, snapshot);
     let image_may_serve = matches!(phase, MigrationPhase::NotConfigured | MigrationPhase::Succeeded);
@@ -99,7 +99,7 @@ pub fn observed(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<S
         Some(old) if !first_rollout && !image_may_serve => old,
         _ => cluster.spec.app.image.clone(),
     };
-    Observed {
+    Plan {
         generated,
         external_db: snapshot.external_db.clone().and_then(Result::ok).or_else(|| placeholder_external(cluster)),
         serving_image,
@@ -161,35 +161,35 @@ mod tests {
         }
     }
 
-    fn observed_of(snapshot: &Snapshot) -> Observed {
-        observed(&cluster(false), snapshot, BTreeMap::new())
+    fn plan_of(snapshot: &Snapshot) -> Plan {
+        plan(&cluster(false), snapshot, BTreeMap::new())
     }
 
     #[test]
     fn the_first_rollout_waits_for_the_database() {
-        let observed = observed(&cluster(false), &snapshot(None, false), BTreeMap::new());
+        let observed = plan(&cluster(false), &snapshot(None, false), BTreeMap::new());
         assert!(observed.hold_first_rollout);
         assert_eq!(observed.serving_image, "shop:2");
         let held = snapshot(Some(deployment("shop:2", true)), false);
-        assert!(observed_of(&held).hold_first_rollout, "a held Deployment stays held");
+        assert!(plan_of(&held).hold_first_rollout, "a held Deployment stays held");
     }
 
     #[test]
     fn a_ready_database_releases_the_held_deployment() {
-        assert!(!observed_of(&snapshot(Some(deployment("shop:2", true)), true)).hold_first_rollout);
+        assert!(!plan_of(&snapshot(Some(deployment("shop:2", true)), true)).hold_first_rollout);
     }
 
     #[test]
     fn a_released_deployment_is_never_held_again() {
-        let observed = observed_of(&snapshot(Some(deployment("shop:2", false)), false));
+        let observed = plan_of(&snapshot(Some(deployment("shop:2", false)), false));
         assert!(!observed.hold_first_rollout, "a database outage must not scale the app to zero");
     }
 
     #[test]
     fn a_pending_migration_holds_the_first_rollout_and_keeps_the_old_image_later() {
-        let first = observed(&cluster(true), &snapshot(None, true), BTreeMap::new());
+        let first = plan(&cluster(true), &snapshot(None, true), BTreeMap::new());
         assert!(first.hold_first_rollout && first.start_migration);
-        let later = observed(&cluster(true), &snapshot(Some(deployment("shop:1", false)), true), BTreeMap::new());
+        let later = plan(&cluster(true), &snapshot(Some(deployment("shop:1", false)), true), BTreeMap::new());
         assert!(!later.hold_first_rollout);
         assert_eq!(later.serving_image, "shop:1", "the old image serves until the migration succeeds");
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rand::Rng;
 
 use crate::api::WebCluster;
-use crate::build::credentials::{ALPHABET, GENERATED_LENGTH, generated_keys};
+use crate::desired::credentials::{ALPHABET, GENERATED_LENGTH, generated_keys};
 
 /// The values the builder needs: every existing value as it is, and a new
 /// random value for each key the spec asks for that has none yet.

@@ -9,7 +9,7 @@ use super::rollout::{MigrationPhase, current_image, first_rollout_pending, migra
 use crate::api::{
     AppStatus, CacheStatus, CronTaskStatus, DatabaseStatus, MigrationStatus, WebCluster, WebClusterStatus,
 };
-use crate::build::{names, primary_pod};
+use crate::desired::{names, primary_pod};
 
 /// Condition types, in the order status lists them.
 pub const CONDITION_TYPES: [&str; 7] =
@@ -282,7 +282,7 @@ fn app_status(cluster: &WebCluster, snapshot: &Snapshot) -> AppStatus {
 
 fn database_status(cluster: &WebCluster, snapshot: &Snapshot) -> Option<DatabaseStatus> {
     let db = cluster.spec.database.as_ref()?;
-    let engine = crate::build::engine_name(db.engine);
+    let engine = crate::desired::engine_name(db.engine);
     let name = cluster.metadata.name.as_deref().unwrap_or_default();
     Some(match &db.managed {
         Some(managed) => {
@@ -305,9 +305,9 @@ fn cache_status(cluster: &WebCluster, snapshot: &Snapshot) -> Option<CacheStatus
     let cache = cluster.spec.cache.as_ref()?;
     let ready = ready_replicas(snapshot.cache.as_ref());
     Some(CacheStatus {
-        hosts: crate::build::cache_hosts(cluster),
+        hosts: crate::desired::cache_hosts(cluster),
         ready_replicas: ready,
-        summary: format!("{} {ready}/{}", crate::build::cache_backend_name(cache.backend), cache.replicas),
+        summary: format!("{} {ready}/{}", crate::desired::cache_backend_name(cache.backend), cache.replicas),
     })
 }
 

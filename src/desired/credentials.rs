@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
-use super::meta::{Component, Context};
-use super::{Child, Observed, database, names};
+use super::meta::{Component, Parent};
+use super::{Child, Plan, database, names};
 use crate::api::{DatabaseEngine, WebClusterSpec};
 
 /// Password of the application's database user.
@@ -58,19 +58,19 @@ pub fn generated_keys(spec: &WebClusterSpec) -> Vec<String> {
 
 /// The generated Secret, when the spec needs one (a database or shared secrets).
 /// Holds only values for keys the spec asks for, so a key whose value is missing
-/// from `observed` is simply absent (the controller generates every missing
+/// from `plan` is simply absent (the controller generates every missing
 /// value before it builds).
-pub fn secret(ctx: &Context, observed: &Observed) -> Option<Child> {
-    if ctx.spec.database.is_none() && ctx.spec.app.shared_secrets.is_empty() {
+pub fn secret(parent: &Parent, plan: &Plan) -> Option<Child> {
+    if parent.spec.database.is_none() && parent.spec.app.shared_secrets.is_empty() {
         return None;
     }
-    let mut data: BTreeMap<String, String> = generated_keys(ctx.spec)
+    let mut data: BTreeMap<String, String> = generated_keys(parent.spec)
         .into_iter()
-        .filter_map(|key| observed.generated.get(&key).map(|value| (key, value.clone())))
+        .filter_map(|key| plan.generated.get(&key).map(|value| (key, value.clone())))
         .collect();
-    data.extend(dsn_entries(ctx, observed));
+    data.extend(dsn_entries(parent, plan));
     let secret = Secret {
-        metadata: ctx.data_meta(names::credentials(ctx.name), Component::Credentials, "webcluster"),
+        metadata: parent.data_meta(names::credentials(parent.name), Component::Credentials, "webcluster"),
         data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
         type_: Some("Opaque".into()),
         ..Secret::default()
@@ -78,23 +78,23 @@ pub fn secret(ctx: &Context, observed: &Observed) -> Option<Child> {
     Some(secret.into())
 }
 
-fn dsn_entries(ctx: &Context, observed: &Observed) -> BTreeMap<String, String> {
-    let Some(db) = &ctx.spec.database else { return BTreeMap::new() };
+fn dsn_entries(parent: &Parent, plan: &Plan) -> BTreeMap<String, String> {
+    let Some(db) = &parent.spec.database else { return BTreeMap::new() };
     let mut entries = BTreeMap::new();
     for endpoint in [Endpoint::Write, Endpoint::Read] {
-        let (url, dsn) = match (&db.managed, &observed.external_db) {
+        let (url, dsn) = match (&db.managed, &plan.external_db) {
             (Some(managed), _) => {
                 let service = match endpoint {
-                    Endpoint::Write => names::database_write(ctx.name),
-                    Endpoint::Read => names::database_read(ctx.name),
+                    Endpoint::Write => names::database_write(parent.name),
+                    Endpoint::Read => names::database_read(parent.name),
                 };
                 let dsn = Dsn {
                     scheme: scheme(db.engine),
-                    host: ctx.service_host(&service),
+                    host: parent.service_host(&service),
                     port: database::port(db.engine).to_string(),
                     name: managed.database_name.clone(),
                     user: managed.user.clone(),
-                    password: observed.generated.get(DB_PASSWORD).cloned().unwrap_or_default(),
+                    password: plan.generated.get(DB_PASSWORD).cloned().unwrap_or_default(),
                 };
                 (dsn.url(), dsn)
             }

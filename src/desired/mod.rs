@@ -1,6 +1,6 @@
-//! The desired-state builder: a pure, deterministic function from a WebCluster
-//! (plus a few observed facts) to every child object. The controller applies its
-//! output; `render` prints it. Nothing here talks to the API server.
+//! The desired state: a pure, deterministic function from a WebCluster and its
+//! [`Plan`] to every child object. The controller applies its output; `render`
+//! prints it. Nothing here talks to the API server.
 
 mod app;
 mod cache;
@@ -15,6 +15,7 @@ mod network;
 mod pod;
 mod storage;
 mod wiring;
+mod workload;
 
 use std::collections::BTreeMap;
 
@@ -25,11 +26,13 @@ pub use database::engine_name;
 pub use database::{ROLE_LABEL, ROLE_REPLICA, primary_pod};
 
 use crate::api::WebCluster;
+pub use meta::Parent;
 
-/// Facts the builder cannot derive from the spec alone. The controller reads
-/// them from the cluster; `render` uses [`Observed::offline`].
+/// The controller's decisions for one reconcile, and the values it read, that
+/// the builder cannot derive from the spec alone. The controller's plan step
+/// computes it from what it observed; `render` uses [`Plan::offline`].
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Observed {
+pub struct Plan {
     /// Values of the generated Secret (passwords, shared secrets). Created once by
     /// the controller and never regenerated; keys listed by
     /// [`credentials::generated_keys`].
@@ -57,7 +60,7 @@ pub struct ExternalUrls {
     pub read: String,
 }
 
-impl Observed {
+impl Plan {
     /// What `render` assumes without a cluster: the spec's image serves, no
     /// migration runs, generated values are visible placeholders.
     pub fn offline(cluster: &WebCluster) -> Self {
@@ -98,23 +101,23 @@ pub enum BuildError {
 
 /// Every cache node a client must know, as host:port (empty without a cache).
 pub fn cache_hosts(cluster: &WebCluster) -> Vec<String> {
-    match (meta::Context::new(cluster), &cluster.spec.cache) {
-        (Ok(ctx), Some(spec)) => cache::hosts(&ctx, spec),
+    match (Parent::new(cluster), &cluster.spec.cache) {
+        (Ok(parent), Some(spec)) => cache::hosts(&parent, spec),
         _ => Vec::new(),
     }
 }
 
 /// Every child object of `cluster`, in a stable order (dependencies first).
-pub fn build(cluster: &WebCluster, observed: &Observed) -> Result<Vec<Child>, BuildError> {
-    let ctx = meta::Context::new(cluster)?;
+pub fn children(cluster: &WebCluster, plan: &Plan) -> Result<Vec<Child>, BuildError> {
+    let parent = Parent::new(cluster)?;
     let mut children = Vec::new();
-    children.extend(credentials::secret(&ctx, observed));
-    children.extend(storage::objects(&ctx));
-    children.extend(cache::objects(&ctx));
-    children.extend(database::objects(&ctx));
-    children.extend(app::objects(&ctx, observed));
-    children.extend(jobs::objects(&ctx, observed));
-    children.extend(http_cache::objects(&ctx));
-    children.extend(network::objects(&ctx));
+    children.extend(credentials::secret(&parent, plan));
+    children.extend(storage::objects(&parent));
+    children.extend(cache::objects(&parent));
+    children.extend(database::objects(&parent));
+    children.extend(app::objects(&parent, plan));
+    children.extend(jobs::objects(&parent, plan));
+    children.extend(http_cache::objects(&parent));
+    children.extend(network::objects(&parent));
     Ok(children)
 }

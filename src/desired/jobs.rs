@@ -4,9 +4,9 @@ use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::meta::{Component, Context};
-use super::wiring::{workload_container, workload_pod};
-use super::{Child, Observed, names};
+use super::meta::{Component, Parent};
+use super::workload::{workload_container, workload_pod};
+use super::{Child, Plan, names};
 use crate::api::CronTaskSpec;
 
 /// Seconds after a missed start time within which a run may still start.
@@ -14,17 +14,17 @@ const STARTING_DEADLINE_SECONDS: i64 = 300;
 
 /// One CronJob per task. While a migration runs they are suspended, so no task
 /// sees a half-migrated database.
-pub fn objects(ctx: &Context, observed: &Observed) -> Vec<Child> {
-    let image = &observed.serving_image;
-    ctx.spec.jobs.iter().map(|task| cron_job(ctx, task, image, observed.migration_running)).collect()
+pub fn objects(parent: &Parent, plan: &Plan) -> Vec<Child> {
+    let image = &plan.serving_image;
+    parent.spec.jobs.iter().map(|task| cron_job(parent, task, image, plan.migration_running)).collect()
 }
 
-fn cron_job(ctx: &Context, task: &CronTaskSpec, image: &str, migration_running: bool) -> Child {
-    let container = workload_container(ctx, image, Some(task.command.clone()));
-    let mut labels = ctx.spec.app.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
-    labels.extend(ctx.labels(Component::Cron, ctx.name));
+fn cron_job(parent: &Parent, task: &CronTaskSpec, image: &str, migration_running: bool) -> Child {
+    let container = workload_container(parent, image, Some(task.command.clone()));
+    let mut labels = parent.spec.app.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
+    labels.extend(parent.labels(Component::Cron, parent.name));
     CronJob {
-        metadata: ctx.meta(names::cron_task(ctx.name, &task.name), Component::Cron, ctx.name),
+        metadata: parent.meta(names::cron_task(parent.name, &task.name), Component::Cron, parent.name),
         spec: CronJobSpec {
             schedule: task.schedule.clone(),
             time_zone: task.time_zone.clone(),
@@ -41,7 +41,7 @@ fn cron_job(ctx: &Context, task: &CronTaskSpec, image: &str, migration_running: 
                     active_deadline_seconds: Some(task.active_deadline_seconds),
                     template: PodTemplateSpec {
                         metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
-                        spec: Some(workload_pod(ctx, container, "Never")),
+                        spec: Some(workload_pod(parent, container, "Never")),
                     },
                     ..JobSpec::default()
                 }),

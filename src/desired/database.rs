@@ -14,10 +14,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD};
-use super::meta::{Component, Context, restricted_container, restricted_pod};
-use super::pod::{pod_name_env, spread_affinity, tcp_probe};
+use super::meta::{Component, Parent};
+use super::pod::{from_secret, plain};
+use super::pod::{pod_name_env, restricted_container, restricted_pod, spread_affinity, tcp_probe};
 use super::storage::{claim_retention, claim_template};
-use super::wiring::{from_secret, plain};
 use super::{Child, names};
 use crate::api::{DatabaseEngine, ManagedDatabase};
 
@@ -86,26 +86,26 @@ pub fn config_files(engine: DatabaseEngine) -> BTreeMap<String, String> {
 }
 
 /// The managed database's objects (none for an external database).
-pub fn objects(ctx: &Context) -> Vec<Child> {
-    let Some(db) = &ctx.spec.database else { return Vec::new() };
+pub fn objects(parent: &Parent) -> Vec<Child> {
+    let Some(db) = &parent.spec.database else { return Vec::new() };
     let Some(managed) = &db.managed else { return Vec::new() };
     let engine = db.engine;
     vec![
         ConfigMap {
-            metadata: ctx.meta(names::database_config(ctx.name), Component::Database, engine_name(engine)),
+            metadata: parent.meta(names::database_config(parent.name), Component::Database, engine_name(engine)),
             data: Some(config_files(engine)),
             ..ConfigMap::default()
         }
         .into(),
-        service(ctx, engine, names::database_headless(ctx.name), None),
-        service(ctx, engine, names::database_write(ctx.name), Some(primary_selector(ctx))),
-        service(ctx, engine, names::database_read(ctx.name), Some(read_selector(ctx, managed))),
-        stateful_set(ctx, engine, managed),
+        service(parent, engine, names::database_headless(parent.name), None),
+        service(parent, engine, names::database_write(parent.name), Some(primary_selector(parent))),
+        service(parent, engine, names::database_read(parent.name), Some(read_selector(parent, managed))),
+        stateful_set(parent, engine, managed),
         PodDisruptionBudget {
-            metadata: ctx.meta(names::database(ctx.name), Component::Database, engine_name(engine)),
+            metadata: parent.meta(names::database(parent.name), Component::Database, engine_name(engine)),
             spec: Some(PodDisruptionBudgetSpec {
                 max_unavailable: Some(IntOrString::Int(1)),
-                selector: Some(ctx.selector(Component::Database)),
+                selector: Some(parent.selector(Component::Database)),
                 ..PodDisruptionBudgetSpec::default()
             }),
             ..PodDisruptionBudget::default()
@@ -119,32 +119,32 @@ pub fn primary_pod(cluster: &str) -> String {
     format!("{}-0", names::database(cluster))
 }
 
-fn primary_selector(ctx: &Context) -> BTreeMap<String, String> {
-    let mut selector = ctx.selector_labels(Component::Database);
-    selector.insert("statefulset.kubernetes.io/pod-name".into(), primary_pod(ctx.name));
+fn primary_selector(parent: &Parent) -> BTreeMap<String, String> {
+    let mut selector = parent.selector_labels(Component::Database);
+    selector.insert("statefulset.kubernetes.io/pod-name".into(), primary_pod(parent.name));
     selector
 }
 
 /// Ready replicas; the primary when there are none.
-fn read_selector(ctx: &Context, managed: &ManagedDatabase) -> BTreeMap<String, String> {
+fn read_selector(parent: &Parent, managed: &ManagedDatabase) -> BTreeMap<String, String> {
     if managed.replicas == 0 {
-        return primary_selector(ctx);
+        return primary_selector(parent);
     }
-    let mut selector = ctx.selector_labels(Component::Database);
+    let mut selector = parent.selector_labels(Component::Database);
     selector.insert(ROLE_LABEL.into(), ROLE_REPLICA.into());
     selector
 }
 
 /// A Service over database pods; without a selector, the headless one over all of them.
-fn service(ctx: &Context, engine: DatabaseEngine, name: String, selector: Option<BTreeMap<String, String>>) -> Child {
+fn service(parent: &Parent, engine: DatabaseEngine, name: String, selector: Option<BTreeMap<String, String>>) -> Child {
     let headless = selector.is_none();
     Service {
-        metadata: ctx.meta(name, Component::Database, engine_name(engine)),
+        metadata: parent.meta(name, Component::Database, engine_name(engine)),
         spec: Some(ServiceSpec {
             cluster_ip: headless.then(|| "None".into()),
             // Replicas must resolve peers while they bootstrap, before they are ready.
             publish_not_ready_addresses: headless.then_some(true),
-            selector: Some(selector.unwrap_or_else(|| ctx.selector_labels(Component::Database))),
+            selector: Some(selector.unwrap_or_else(|| parent.selector_labels(Component::Database))),
             ports: Some(vec![ServicePort {
                 name: Some(engine_name(engine).into()),
                 port: port(engine),
@@ -160,12 +160,12 @@ fn service(ctx: &Context, engine: DatabaseEngine, name: String, selector: Option
 }
 
 /// The environment the start and probe scripts read.
-fn script_env(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -> Vec<EnvVar> {
-    let secret = names::credentials(ctx.name);
+fn script_env(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> Vec<EnvVar> {
+    let secret = names::credentials(parent.name);
     vec![
         pod_name_env("DB_POD_NAME"),
-        plain("DB_PRIMARY_POD", &primary_pod(ctx.name)),
-        plain("DB_PRIMARY_HOST", &ctx.service_host(&names::database_write(ctx.name))),
+        plain("DB_PRIMARY_POD", &primary_pod(parent.name)),
+        plain("DB_PRIMARY_HOST", &parent.service_host(&names::database_write(parent.name))),
         plain("DB_PORT", &port(engine).to_string()),
         plain("DB_DATA_DIR", data_dir(engine)),
         plain("DB_CONFIG_DIR", CONFIG_DIR),
@@ -180,7 +180,7 @@ fn script_env(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) 
     ]
 }
 
-fn container(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -> Container {
+fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> Container {
     let db_port = port(engine);
     let script = |name: &str| vec!["/bin/sh".to_string(), format!("{CONFIG_DIR}/{name}")];
     let mut startup = tcp_probe(db_port, 10);
@@ -190,7 +190,7 @@ fn container(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -
         name: "database".into(),
         image: Some(managed.image.clone().unwrap_or_else(|| default_image(engine).into())),
         command: Some(script("start.sh")),
-        env: Some(script_env(ctx, engine, managed)),
+        env: Some(script_env(parent, engine, managed)),
         ports: Some(vec![ContainerPort {
             name: Some(engine_name(engine).into()),
             container_port: db_port,
@@ -221,13 +221,13 @@ fn container(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -
     }
 }
 
-fn stateful_set(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase) -> Child {
+fn stateful_set(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> Child {
     let software = engine_name(engine);
     let volumes = vec![
         Volume {
             name: "config".into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: names::database_config(ctx.name),
+                name: names::database_config(parent.name),
                 ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()
@@ -235,36 +235,36 @@ fn stateful_set(ctx: &Context, engine: DatabaseEngine, managed: &ManagedDatabase
         Volume { name: "run".into(), empty_dir: Some(Default::default()), ..Volume::default() },
     ];
     StatefulSet {
-        metadata: ctx.meta(names::database(ctx.name), Component::Database, software),
+        metadata: parent.meta(names::database(parent.name), Component::Database, software),
         spec: StatefulSetSpec {
             replicas: Some(1 + managed.replicas),
-            service_name: Some(names::database_headless(ctx.name)),
-            selector: ctx.selector(Component::Database),
+            service_name: Some(names::database_headless(parent.name)),
+            selector: parent.selector(Component::Database),
             // The primary (pod 0) first: replicas copy from it.
             pod_management_policy: Some("OrderedReady".into()),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(ctx.labels(Component::Database, software)),
+                    labels: Some(parent.labels(Component::Database, software)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![container(ctx, engine, managed)],
+                    containers: vec![container(parent, engine, managed)],
                     volumes: Some(volumes),
                     security_context: Some(restricted_pod(Some(DATABASE_UID))),
                     automount_service_account_token: Some(false),
-                    affinity: Some(spread_affinity(ctx, Component::Database)),
+                    affinity: Some(spread_affinity(parent, Component::Database)),
                     termination_grace_period_seconds: Some(60),
                     ..PodSpec::default()
                 }),
             },
             volume_claim_templates: Some(vec![claim_template(
-                ctx,
+                parent,
                 "data",
                 &managed.storage,
                 Component::Database,
                 software,
             )]),
-            persistent_volume_claim_retention_policy: claim_retention(ctx),
+            persistent_volume_claim_retention_policy: claim_retention(parent),
             ..StatefulSetSpec::default()
         },
         ..StatefulSet::default()

@@ -11,29 +11,35 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::app::SERVICE_PORT;
-use super::meta::{COMPONENT_LABEL, Component, Context, INSTANCE_LABEL};
+use super::meta::{COMPONENT_LABEL, Component, INSTANCE_LABEL, Parent};
 use super::{Child, cache, database, names};
 
 /// The Ingress and the NetworkPolicies.
-pub fn objects(ctx: &Context) -> Vec<Child> {
+pub fn objects(parent: &Parent) -> Vec<Child> {
     let mut objects = Vec::new();
-    if let Some(ingress) = ingress(ctx) {
+    if let Some(ingress) = ingress(parent) {
         objects.push(ingress);
     }
-    if let Some(db) = ctx.spec.database.as_ref().filter(|db| db.managed.is_some()) {
-        objects.push(policy(ctx, names::database_policy(ctx.name), Component::Database, database::port(db.engine)));
+    if let Some(db) = parent.spec.database.as_ref().filter(|db| db.managed.is_some()) {
+        objects.push(policy(
+            parent,
+            names::database_policy(parent.name),
+            Component::Database,
+            database::port(db.engine),
+        ));
     }
-    if let Some(spec) = &ctx.spec.cache {
-        objects.push(policy(ctx, names::cache_policy(ctx.name), Component::Cache, cache::port(spec.backend)));
+    if let Some(spec) = &parent.spec.cache {
+        objects.push(policy(parent, names::cache_policy(parent.name), Component::Cache, cache::port(spec.backend)));
     }
     objects
 }
 
-fn ingress(ctx: &Context) -> Option<Child> {
-    let spec = ctx.spec.ingress.as_ref()?;
+fn ingress(parent: &Parent) -> Option<Child> {
+    let spec = parent.spec.ingress.as_ref()?;
     // With Varnish on, the load balancer sends traffic through it.
-    let backend = if ctx.spec.http_cache.is_some() { names::http_cache(ctx.name) } else { names::app(ctx.name) };
-    let mut metadata = ctx.meta(names::app(ctx.name), Component::Network, "webcluster");
+    let backend =
+        if parent.spec.http_cache.is_some() { names::http_cache(parent.name) } else { names::app(parent.name) };
+    let mut metadata = parent.meta(names::app(parent.name), Component::Network, "webcluster");
     metadata.annotations = (!spec.annotations.is_empty()).then(|| spec.annotations.clone());
     Some(
         Ingress {
@@ -71,9 +77,9 @@ fn ingress(ctx: &Context) -> Option<Child> {
 }
 
 /// Lets the workload pods and the component's own pods reach `port` of `component`.
-fn policy(ctx: &Context, name: String, component: Component, port: i32) -> Child {
+fn policy(parent: &Parent, name: String, component: Component, port: i32) -> Child {
     let workloads = LabelSelector {
-        match_labels: Some([(INSTANCE_LABEL.to_string(), ctx.name.to_string())].into()),
+        match_labels: Some([(INSTANCE_LABEL.to_string(), parent.name.to_string())].into()),
         match_expressions: Some(vec![LabelSelectorRequirement {
             key: COMPONENT_LABEL.into(),
             operator: "In".into(),
@@ -85,9 +91,9 @@ fn policy(ctx: &Context, name: String, component: Component, port: i32) -> Child
         }]),
     };
     NetworkPolicy {
-        metadata: ctx.meta(name, Component::Network, "webcluster"),
+        metadata: parent.meta(name, Component::Network, "webcluster"),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(ctx.selector(component)),
+            pod_selector: Some(parent.selector(component)),
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![NetworkPolicyPeer { pod_selector: Some(workloads), ..NetworkPolicyPeer::default() }]),

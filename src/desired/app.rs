@@ -15,9 +15,9 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::meta::{Component, Context};
-use super::wiring::{workload_container, workload_pod};
-use super::{Child, Observed, names};
+use super::meta::{Component, Parent};
+use super::workload::{workload_container, workload_pod};
+use super::{Child, Plan, names};
 
 /// Service port of the app (and of Varnish in front of it).
 pub const SERVICE_PORT: i32 = 80;
@@ -29,13 +29,13 @@ const PORT_NAME: &str = "http";
 pub const HOLD_ANNOTATION: &str = "webcluster.io/first-rollout";
 
 /// The app's objects.
-pub fn objects(ctx: &Context, observed: &Observed) -> Vec<Child> {
-    let mut objects = vec![service(ctx), deployment(ctx, &observed.serving_image, observed.hold_first_rollout)];
-    objects.extend(autoscaler(ctx));
-    if let Some(pdb) = disruption_budget(ctx) {
+pub fn objects(parent: &Parent, plan: &Plan) -> Vec<Child> {
+    let mut objects = vec![service(parent), deployment(parent, &plan.serving_image, plan.hold_first_rollout)];
+    objects.extend(autoscaler(parent));
+    if let Some(pdb) = disruption_budget(parent) {
         objects.push(pdb);
     }
-    if let Some(job) = migration_job(ctx).filter(|_| observed.start_migration) {
+    if let Some(job) = migration_job(parent).filter(|_| plan.start_migration) {
         objects.push(job);
     }
     objects
@@ -43,28 +43,28 @@ pub fn objects(ctx: &Context, observed: &Observed) -> Vec<Child> {
 
 /// The app Deployment. While its first rollout is held it runs no pods, so an
 /// app that sets up its schema at start-up never meets a missing database.
-fn deployment(ctx: &Context, image: &str, held: bool) -> Child {
-    let app = &ctx.spec.app;
-    let name = names::app(ctx.name);
-    let mut container = workload_container(ctx, image, None);
+fn deployment(parent: &Parent, image: &str, held: bool) -> Child {
+    let app = &parent.spec.app;
+    let name = names::app(parent.name);
+    let mut container = workload_container(parent, image, None);
     container.ports = Some(vec![ContainerPort {
         name: Some(PORT_NAME.into()),
         container_port: app.port,
         protocol: Some("TCP".into()),
         ..ContainerPort::default()
     }]);
-    container.readiness_probe = Some(probe(ctx, 3));
-    container.liveness_probe = Some(probe(ctx, 6));
-    let mut pod = workload_pod(ctx, container, "Always");
+    container.readiness_probe = Some(probe(parent, 3));
+    container.liveness_probe = Some(probe(parent, 6));
+    let mut pod = workload_pod(parent, container, "Always");
     let overrides = app.pod.clone().unwrap_or_default();
     pod.topology_spread_constraints = Some(if overrides.topology_spread_constraints.is_empty() {
-        default_spread(ctx)
+        default_spread(parent)
     } else {
         overrides.topology_spread_constraints
     });
     let mut labels = overrides.labels;
-    labels.extend(ctx.labels(Component::App, ctx.name));
-    let mut metadata = ctx.meta(name, Component::App, ctx.name);
+    labels.extend(parent.labels(Component::App, parent.name));
+    let mut metadata = parent.meta(name, Component::App, parent.name);
     if held {
         metadata.annotations.get_or_insert_default().insert(HOLD_ANNOTATION.into(), "held".into());
     }
@@ -74,7 +74,7 @@ fn deployment(ctx: &Context, image: &str, held: bool) -> Child {
         metadata,
         spec: DeploymentSpec {
             replicas,
-            selector: ctx.selector(Component::App),
+            selector: parent.selector(Component::App),
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDeployment {
@@ -99,21 +99,21 @@ fn deployment(ctx: &Context, image: &str, held: bool) -> Child {
 }
 
 /// Spread app pods over nodes and zones, preferring but not requiring it.
-fn default_spread(ctx: &Context) -> Vec<TopologySpreadConstraint> {
+fn default_spread(parent: &Parent) -> Vec<TopologySpreadConstraint> {
     ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
         .into_iter()
         .map(|key| TopologySpreadConstraint {
             max_skew: 1,
             topology_key: key.into(),
             when_unsatisfiable: "ScheduleAnyway".into(),
-            label_selector: Some(ctx.selector(Component::App)),
+            label_selector: Some(parent.selector(Component::App)),
             ..TopologySpreadConstraint::default()
         })
         .collect()
 }
 
-fn probe(ctx: &Context, failure_threshold: i32) -> Probe {
-    let app = &ctx.spec.app;
+fn probe(parent: &Parent, failure_threshold: i32) -> Probe {
+    let app = &parent.spec.app;
     match &app.health_check {
         Some(check) => Probe {
             http_get: Some(HTTPGetAction {
@@ -135,11 +135,11 @@ fn probe(ctx: &Context, failure_threshold: i32) -> Probe {
     }
 }
 
-fn service(ctx: &Context) -> Child {
+fn service(parent: &Parent) -> Child {
     Service {
-        metadata: ctx.meta(names::app(ctx.name), Component::App, ctx.name),
+        metadata: parent.meta(names::app(parent.name), Component::App, parent.name),
         spec: Some(ServiceSpec {
-            selector: Some(ctx.selector_labels(Component::App)),
+            selector: Some(parent.selector_labels(Component::App)),
             ports: Some(vec![ServicePort {
                 name: Some(PORT_NAME.into()),
                 port: SERVICE_PORT,
@@ -155,8 +155,8 @@ fn service(ctx: &Context) -> Child {
 }
 
 /// A PDB when asked for, or by default when more than one pod serves.
-fn disruption_budget(ctx: &Context) -> Option<Child> {
-    let app = &ctx.spec.app;
+fn disruption_budget(parent: &Parent) -> Option<Child> {
+    let app = &parent.spec.app;
     let several = app.autoscaling.as_ref().map_or(app.replicas, |a| a.min_replicas) > 1;
     let max_unavailable = match &app.disruption_budget {
         Some(budget) => budget.max_unavailable.clone(),
@@ -165,10 +165,10 @@ fn disruption_budget(ctx: &Context) -> Option<Child> {
     };
     Some(
         PodDisruptionBudget {
-            metadata: ctx.meta(names::app(ctx.name), Component::App, ctx.name),
+            metadata: parent.meta(names::app(parent.name), Component::App, parent.name),
             spec: Some(PodDisruptionBudgetSpec {
                 max_unavailable: Some(max_unavailable),
-                selector: Some(ctx.selector(Component::App)),
+                selector: Some(parent.selector(Component::App)),
                 ..PodDisruptionBudgetSpec::default()
             }),
             ..PodDisruptionBudget::default()
@@ -177,16 +177,16 @@ fn disruption_budget(ctx: &Context) -> Option<Child> {
     )
 }
 
-fn autoscaler(ctx: &Context) -> Option<Child> {
-    let scaling = ctx.spec.app.autoscaling.as_ref()?;
+fn autoscaler(parent: &Parent) -> Option<Child> {
+    let scaling = parent.spec.app.autoscaling.as_ref()?;
     Some(
         HorizontalPodAutoscaler {
-            metadata: ctx.meta(names::app(ctx.name), Component::App, ctx.name),
+            metadata: parent.meta(names::app(parent.name), Component::App, parent.name),
             spec: HorizontalPodAutoscalerSpec {
                 scale_target_ref: CrossVersionObjectReference {
                     api_version: Some("apps/v1".into()),
                     kind: "Deployment".into(),
-                    name: names::app(ctx.name),
+                    name: names::app(parent.name),
                 },
                 min_replicas: Some(scaling.min_replicas),
                 max_replicas: scaling.max_replicas,
@@ -211,21 +211,21 @@ fn autoscaler(ctx: &Context) -> Option<Child> {
 }
 
 /// The migration Job of `spec.app.image`, named by the image so it runs once per image.
-fn migration_job(ctx: &Context) -> Option<Child> {
-    let migration = ctx.spec.app.migration.as_ref()?;
-    let image = &ctx.spec.app.image;
-    let container = workload_container(ctx, image, Some(migration.command.clone()));
-    let mut labels = ctx.spec.app.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
-    labels.extend(ctx.labels(Component::Migration, ctx.name));
+fn migration_job(parent: &Parent) -> Option<Child> {
+    let migration = parent.spec.app.migration.as_ref()?;
+    let image = &parent.spec.app.image;
+    let container = workload_container(parent, image, Some(migration.command.clone()));
+    let mut labels = parent.spec.app.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
+    labels.extend(parent.labels(Component::Migration, parent.name));
     Some(
         Job {
-            metadata: ctx.meta(names::migration(ctx.name, image), Component::Migration, ctx.name),
+            metadata: parent.meta(names::migration(parent.name, image), Component::Migration, parent.name),
             spec: Some(JobSpec {
                 backoff_limit: Some(2),
                 active_deadline_seconds: Some(migration.active_deadline_seconds),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
-                    spec: Some(workload_pod(ctx, container, "Never")),
+                    spec: Some(workload_pod(parent, container, "Never")),
                 },
                 ..JobSpec::default()
             }),

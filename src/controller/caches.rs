@@ -32,8 +32,8 @@ use serde::de::DeserializeOwned;
 
 use super::digest::Digest;
 use crate::api::WebCluster;
-use crate::build::HOLD_ANNOTATION;
-use crate::build::meta::{COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER};
+use crate::desired::HOLD_ANNOTATION;
+use crate::desired::meta::{COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER};
 
 /// A stream of WebClusters to reconcile because a child changed.
 pub type Trigger = Pin<Box<dyn Stream<Item = ObjectRef<WebCluster>> + Send>>;
@@ -212,8 +212,8 @@ impl<V> KindCache<V> {
     }
 }
 
-/// The cache of kind `K` inside [`ChildStores`].
-pub trait StoreOf<K: Cached> {
+/// The cache of kind `K` inside [`ChildCaches`].
+pub trait CacheOf<K: Cached> {
     /// The cache.
     fn cache(&self) -> &KindCache<K::View>;
 }
@@ -280,38 +280,38 @@ fn watch<K: Cached>(
     Box::pin(stream.filter_map(future::ready))
 }
 
-macro_rules! child_stores {
+macro_rules! child_caches {
     ($($kind:ident),* $(,)?) => {
         /// One cache per child kind, and one of database pods.
         #[allow(non_snake_case)] // fields are named after their kinds
         #[derive(Clone)]
-        pub struct ChildStores {
+        pub struct ChildCaches {
             $($kind: Arc<KindCache<<$kind as Cached>::View>>,)*
             pods: Arc<KindCache<()>>,
         }
 
-        $(impl StoreOf<$kind> for ChildStores {
+        $(impl CacheOf<$kind> for ChildCaches {
             fn cache(&self) -> &KindCache<<$kind as Cached>::View> {
                 &self.$kind
             }
         })*
 
-        impl StoreOf<Pod> for ChildStores {
+        impl CacheOf<Pod> for ChildCaches {
             fn cache(&self) -> &KindCache<()> {
                 &self.pods
             }
         }
 
-        impl ChildStores {
+        impl ChildCaches {
             /// Starts the watches; returns the caches and the triggers to merge into the controller.
             pub fn watch(client: &Client, namespace: Option<&str>) -> (Self, Vec<Trigger>) {
-                let stores = Self { $($kind: Arc::default(),)* pods: Arc::default() };
+                let caches = Self { $($kind: Arc::default(),)* pods: Arc::default() };
                 let pod_selector = format!("{},{COMPONENT_LABEL}=database", managed_selector());
                 let triggers = vec![
-                    $(watch::<$kind>(client, namespace, &managed_selector(), stores.$kind.clone()),)*
-                    watch::<Pod>(client, namespace, &pod_selector, stores.pods.clone()),
+                    $(watch::<$kind>(client, namespace, &managed_selector(), caches.$kind.clone()),)*
+                    watch::<Pod>(client, namespace, &pod_selector, caches.pods.clone()),
                 ];
-                (stores, triggers)
+                (caches, triggers)
             }
 
             /// Every cache holds its first full list.
@@ -341,15 +341,15 @@ macro_rules! child_stores {
     };
 }
 
-crate::with_child_kinds!(child_stores);
+crate::with_child_kinds!(child_caches);
 
-impl ChildStores {
+impl ChildCaches {
     /// The view of one cached object.
     pub fn get<K: Cached>(&self, namespace: &str, name: &str) -> Option<K::View>
     where
-        Self: StoreOf<K>,
+        Self: CacheOf<K>,
     {
-        StoreOf::<K>::cache(self).read(namespace, name, |e| e.view.clone())
+        CacheOf::<K>::cache(self).read(namespace, name, |e| e.view.clone())
     }
 
     /// Whether the cached pod `name` has the label `key=value`; `None` when it is not cached.

@@ -12,10 +12,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::meta::{Component, Context, restricted_container, restricted_pod};
-use super::pod::{pod_name_env, spread_affinity, tcp_probe};
+use super::meta::{Component, Parent};
+use super::pod::plain;
+use super::pod::{pod_name_env, restricted_container, restricted_pod, spread_affinity, tcp_probe};
 use super::storage::claim_template;
-use super::wiring::plain;
 use super::{Child, names};
 use crate::api::{CacheBackend, CacheSpec};
 
@@ -48,25 +48,25 @@ pub fn port(backend: CacheBackend) -> i32 {
 
 /// Every node a client must know, as host:port. memcached: each pod's stable DNS
 /// name (the list for client-side consistent hashing); redis: the primary.
-pub fn hosts(ctx: &Context, spec: &CacheSpec) -> Vec<String> {
+pub fn hosts(parent: &Parent, spec: &CacheSpec) -> Vec<String> {
     let port = port(spec.backend);
     match spec.backend {
         CacheBackend::Memcached => (0..spec.replicas)
             .map(|i| {
                 format!(
                     "{}:{port}",
-                    ctx.pod_host(&format!("{}-{i}", names::cache(ctx.name)), &names::cache_headless(ctx.name))
+                    parent.pod_host(&format!("{}-{i}", names::cache(parent.name)), &names::cache_headless(parent.name))
                 )
             })
             .collect(),
-        CacheBackend::Redis => vec![format!("{}:{port}", ctx.service_host(&names::cache(ctx.name)))],
+        CacheBackend::Redis => vec![format!("{}:{port}", parent.service_host(&names::cache(parent.name)))],
     }
 }
 
 /// One URL for the cache. memcached with several nodes uses the multi-host form
 /// Symfony's cache adapter reads (`memcached:?host[a:11211]&host[b:11211]`).
-pub fn url(ctx: &Context, spec: &CacheSpec) -> String {
-    let hosts = hosts(ctx, spec);
+pub fn url(parent: &Parent, spec: &CacheSpec) -> String {
+    let hosts = hosts(parent, spec);
     match (spec.backend, hosts.as_slice()) {
         (CacheBackend::Memcached, [single]) => format!("memcached://{single}"),
         (CacheBackend::Memcached, many) => {
@@ -78,14 +78,14 @@ pub fn url(ctx: &Context, spec: &CacheSpec) -> String {
 }
 
 /// The cache's objects.
-pub fn objects(ctx: &Context) -> Vec<Child> {
-    let Some(spec) = &ctx.spec.cache else { return Vec::new() };
-    let mut objects = vec![headless_service(ctx, spec)];
+pub fn objects(parent: &Parent) -> Vec<Child> {
+    let Some(spec) = &parent.spec.cache else { return Vec::new() };
+    let mut objects = vec![headless_service(parent, spec)];
     if spec.backend == CacheBackend::Redis {
-        objects.push(redis_config(ctx, spec));
-        objects.push(redis_primary_service(ctx));
+        objects.push(redis_config(parent, spec));
+        objects.push(redis_primary_service(parent));
     }
-    objects.push(stateful_set(ctx, spec));
+    objects.push(stateful_set(parent, spec));
     objects
 }
 
@@ -103,12 +103,12 @@ fn service_port(spec: &CacheSpec) -> ServicePort {
     }
 }
 
-fn headless_service(ctx: &Context, spec: &CacheSpec) -> Child {
+fn headless_service(parent: &Parent, spec: &CacheSpec) -> Child {
     Service {
-        metadata: ctx.meta(names::cache_headless(ctx.name), Component::Cache, software(spec)),
+        metadata: parent.meta(names::cache_headless(parent.name), Component::Cache, software(spec)),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
-            selector: Some(ctx.selector_labels(Component::Cache)),
+            selector: Some(parent.selector_labels(Component::Cache)),
             ports: Some(vec![service_port(spec)]),
             ..ServiceSpec::default()
         }),
@@ -118,12 +118,12 @@ fn headless_service(ctx: &Context, spec: &CacheSpec) -> Child {
 }
 
 /// The redis write endpoint: always pod 0, selected by pod name.
-fn redis_primary_service(ctx: &Context) -> Child {
-    let spec = ctx.spec.cache.as_ref();
-    let mut selector = ctx.selector_labels(Component::Cache);
-    selector.insert("statefulset.kubernetes.io/pod-name".into(), format!("{}-0", names::cache(ctx.name)));
+fn redis_primary_service(parent: &Parent) -> Child {
+    let spec = parent.spec.cache.as_ref();
+    let mut selector = parent.selector_labels(Component::Cache);
+    selector.insert("statefulset.kubernetes.io/pod-name".into(), format!("{}-0", names::cache(parent.name)));
     Service {
-        metadata: ctx.meta(names::cache(ctx.name), Component::Cache, "redis"),
+        metadata: parent.meta(names::cache(parent.name), Component::Cache, "redis"),
         spec: Some(ServiceSpec {
             selector: Some(selector),
             ports: spec.map(|s| vec![service_port(s)]),
@@ -134,14 +134,14 @@ fn redis_primary_service(ctx: &Context) -> Child {
     .into()
 }
 
-fn redis_config(ctx: &Context, spec: &CacheSpec) -> Child {
+fn redis_config(parent: &Parent, spec: &CacheSpec) -> Child {
     let conf = format!(
         "# Generated by webcluster-operator.\nbind * -::*\nprotected-mode no\nmaxmemory {}mb\nmaxmemory-policy volatile-lru\nappendonly {}\nreplica-read-only yes\n",
         spec.memory_mib,
         if spec.persistence.is_some() { "yes" } else { "no" },
     );
     ConfigMap {
-        metadata: ctx.meta(names::cache_config(ctx.name), Component::Cache, "redis"),
+        metadata: parent.meta(names::cache_config(parent.name), Component::Cache, "redis"),
         data: Some(BTreeMap::from([
             ("redis.conf".to_string(), conf),
             ("start.sh".to_string(), REDIS_START_SCRIPT.to_string()),
@@ -151,7 +151,7 @@ fn redis_config(ctx: &Context, spec: &CacheSpec) -> Child {
     .into()
 }
 
-fn container(ctx: &Context, spec: &CacheSpec) -> Container {
+fn container(parent: &Parent, spec: &CacheSpec) -> Container {
     let port = port(spec.backend);
     let (image, command, env, mounts) = match spec.backend {
         CacheBackend::Memcached => (
@@ -171,7 +171,7 @@ fn container(ctx: &Context, spec: &CacheSpec) -> Container {
         CacheBackend::Redis => (
             REDIS_IMAGE,
             vec!["/bin/sh".into(), format!("{REDIS_CONFIG_DIR}/start.sh")],
-            redis_env(ctx),
+            redis_env(parent),
             redis_mounts(),
         ),
     };
@@ -194,12 +194,12 @@ fn container(ctx: &Context, spec: &CacheSpec) -> Container {
     }
 }
 
-fn redis_env(ctx: &Context) -> Vec<EnvVar> {
+fn redis_env(parent: &Parent) -> Vec<EnvVar> {
     vec![
-        plain("REDIS_PRIMARY_POD", &format!("{}-0", names::cache(ctx.name))),
+        plain("REDIS_PRIMARY_POD", &format!("{}-0", names::cache(parent.name))),
         plain(
             "REDIS_PRIMARY_HOST",
-            &ctx.pod_host(&format!("{}-0", names::cache(ctx.name)), &names::cache_headless(ctx.name)),
+            &parent.pod_host(&format!("{}-0", names::cache(parent.name)), &names::cache_headless(parent.name)),
         ),
         plain("REDIS_PORT", "6379"),
         plain("REDIS_CONFIG_DIR", REDIS_CONFIG_DIR),
@@ -233,7 +233,7 @@ fn memory_resources(memory_mib: i32) -> ResourceRequirements {
     }
 }
 
-fn stateful_set(ctx: &Context, spec: &CacheSpec) -> Child {
+fn stateful_set(parent: &Parent, spec: &CacheSpec) -> Child {
     let uid = match spec.backend {
         CacheBackend::Memcached => MEMCACHED_UID,
         CacheBackend::Redis => REDIS_UID,
@@ -244,41 +244,41 @@ fn stateful_set(ctx: &Context, spec: &CacheSpec) -> Child {
         volumes.push(Volume {
             name: "config".into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: names::cache_config(ctx.name),
+                name: names::cache_config(parent.name),
                 ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()
         });
         match &spec.persistence {
-            Some(size) => claims.push(claim_template(ctx, "data", size, Component::Cache, "redis")),
+            Some(size) => claims.push(claim_template(parent, "data", size, Component::Cache, "redis")),
             None => {
                 volumes.push(Volume { name: "data".into(), empty_dir: Some(Default::default()), ..Volume::default() })
             }
         }
     }
     StatefulSet {
-        metadata: ctx.meta(names::cache(ctx.name), Component::Cache, software(spec)),
+        metadata: parent.meta(names::cache(parent.name), Component::Cache, software(spec)),
         spec: StatefulSetSpec {
             replicas: Some(spec.replicas),
-            service_name: Some(names::cache_headless(ctx.name)),
-            selector: ctx.selector(Component::Cache),
+            service_name: Some(names::cache_headless(parent.name)),
+            selector: parent.selector(Component::Cache),
             pod_management_policy: Some("Parallel".into()),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(ctx.labels(Component::Cache, software(spec))),
+                    labels: Some(parent.labels(Component::Cache, software(spec))),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![container(ctx, spec)],
+                    containers: vec![container(parent, spec)],
                     volumes: (!volumes.is_empty()).then_some(volumes),
                     security_context: Some(restricted_pod(Some(uid))),
                     automount_service_account_token: Some(false),
-                    affinity: Some(spread_affinity(ctx, Component::Cache)),
+                    affinity: Some(spread_affinity(parent, Component::Cache)),
                     ..PodSpec::default()
                 }),
             },
             volume_claim_templates: (!claims.is_empty()).then_some(claims),
-            persistent_volume_claim_retention_policy: super::storage::claim_retention(ctx),
+            persistent_volume_claim_retention_policy: super::storage::claim_retention(parent),
             ..StatefulSetSpec::default()
         },
         ..StatefulSet::default()

@@ -1,8 +1,8 @@
-//! Shared labels, metadata, owner references and security contexts.
+//! Labels, metadata and owner references every child carries, and the
+//! [`Parent`] (the WebCluster's spec and identity) every component builder reads.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Capabilities, PodSecurityContext, SeccompProfile, SecurityContext};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::Resource;
 
@@ -65,7 +65,7 @@ impl Component {
 }
 
 /// What every component builder needs: the spec and the identity of the WebCluster.
-pub struct Context<'a> {
+pub struct Parent<'a> {
     /// The WebCluster's spec.
     pub spec: &'a WebClusterSpec,
     /// The WebCluster's name.
@@ -75,7 +75,7 @@ pub struct Context<'a> {
     owner: OwnerReference,
 }
 
-impl<'a> Context<'a> {
+impl<'a> Parent<'a> {
     /// Reads the identity of `cluster`; it needs a name and a namespace.
     pub fn new(cluster: &'a WebCluster) -> Result<Self, BuildError> {
         let name = cluster.metadata.name.as_deref().ok_or(BuildError::MissingMetadata("name"))?;
@@ -99,7 +99,7 @@ impl<'a> Context<'a> {
         ])
     }
 
-    /// A label selector matching [`Context::selector_labels`].
+    /// A label selector matching [`Parent::selector_labels`].
     pub fn selector(&self, component: Component) -> LabelSelector {
         LabelSelector { match_labels: Some(self.selector_labels(component)), match_expressions: None }
     }
@@ -147,32 +147,4 @@ impl<'a> Context<'a> {
     pub fn service_host(&self, service: &str) -> String {
         format!("{service}.{}.svc", self.namespace)
     }
-}
-
-/// The restricted container security context (Pod Security Standards "restricted").
-pub fn restricted_container() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
-        run_as_non_root: Some(true),
-        seccomp_profile: Some(runtime_default_seccomp()),
-        ..SecurityContext::default()
-    }
-}
-
-/// A restricted pod security context running as `uid` (images whose USER is a
-/// name need a number, or the kubelet cannot verify runAsNonRoot).
-pub fn restricted_pod(uid: Option<i64>) -> PodSecurityContext {
-    PodSecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: uid,
-        run_as_group: uid,
-        fs_group: uid,
-        seccomp_profile: Some(runtime_default_seccomp()),
-        ..PodSecurityContext::default()
-    }
-}
-
-fn runtime_default_seccomp() -> SeccompProfile {
-    SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }
 }

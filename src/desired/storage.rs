@@ -10,20 +10,20 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::meta::{Component, Context};
-use super::wiring::{from_secret, plain};
+use super::meta::{Component, Parent};
+use super::pod::{from_secret, plain};
 use super::{Child, names};
 use crate::api::{DeletionPolicy, SharedMount, VolumeSize};
 
 /// The files claim, unless the user brings an existing one.
-pub fn objects(ctx: &Context) -> Vec<Child> {
-    let Some(volume) = ctx.spec.storage.as_ref().and_then(|s| s.volume.as_ref()) else { return Vec::new() };
+pub fn objects(parent: &Parent) -> Vec<Child> {
+    let Some(volume) = parent.spec.storage.as_ref().and_then(|s| s.volume.as_ref()) else { return Vec::new() };
     if volume.existing_claim.is_some() {
         return Vec::new();
     }
     vec![
         PersistentVolumeClaim {
-            metadata: ctx.data_meta(names::files(ctx.name), Component::Files, "webcluster"),
+            metadata: parent.data_meta(names::files(parent.name), Component::Files, "webcluster"),
             spec: Some(claim_spec("ReadWriteMany", &volume.size, volume.storage_class_name.clone())),
             ..PersistentVolumeClaim::default()
         }
@@ -45,7 +45,7 @@ fn claim_spec(access_mode: &str, size: &Quantity, storage_class_name: Option<Str
 
 /// A StatefulSet's per-pod claim template.
 pub fn claim_template(
-    ctx: &Context,
+    parent: &Parent,
     name: &str,
     size: &VolumeSize,
     component: Component,
@@ -54,7 +54,7 @@ pub fn claim_template(
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            labels: Some(ctx.labels(component, software)),
+            labels: Some(parent.labels(component, software)),
             ..ObjectMeta::default()
         },
         spec: Some(claim_spec("ReadWriteOnce", &size.size, size.storage_class_name.clone())),
@@ -63,8 +63,8 @@ pub fn claim_template(
 }
 
 /// Claims of StatefulSets follow `deletionPolicy`; scaling down never deletes them.
-pub fn claim_retention(ctx: &Context) -> Option<StatefulSetPersistentVolumeClaimRetentionPolicy> {
-    let when_deleted = match ctx.spec.deletion_policy {
+pub fn claim_retention(parent: &Parent) -> Option<StatefulSetPersistentVolumeClaimRetentionPolicy> {
+    let when_deleted = match parent.spec.deletion_policy {
         DeletionPolicy::Retain => "Retain",
         DeletionPolicy::Delete => "Delete",
     };
@@ -75,19 +75,19 @@ pub fn claim_retention(ctx: &Context) -> Option<StatefulSetPersistentVolumeClaim
 }
 
 /// The claim app pods mount, if any.
-pub fn claim_name(ctx: &Context) -> Option<String> {
-    let volume = ctx.spec.storage.as_ref()?.volume.as_ref()?;
-    Some(volume.existing_claim.clone().unwrap_or_else(|| names::files(ctx.name)))
+pub fn claim_name(parent: &Parent) -> Option<String> {
+    let volume = parent.spec.storage.as_ref()?.volume.as_ref()?;
+    Some(volume.existing_claim.clone().unwrap_or_else(|| names::files(parent.name)))
 }
 
 /// Where the shared volume is mounted.
-pub fn shared_mounts<'a>(ctx: &Context<'a>) -> &'a [SharedMount] {
-    ctx.spec.storage.as_ref().and_then(|s| s.volume.as_ref()).map(|v| v.mounts.as_slice()).unwrap_or_default()
+pub fn shared_mounts<'a>(parent: &Parent<'a>) -> &'a [SharedMount] {
+    parent.spec.storage.as_ref().and_then(|s| s.volume.as_ref()).map(|v| v.mounts.as_slice()).unwrap_or_default()
 }
 
 /// `WEBCLUSTER_FILES_DIR`, or the `WEBCLUSTER_S3_*` set.
-pub fn env(ctx: &Context) -> Vec<EnvVar> {
-    let Some(storage) = &ctx.spec.storage else { return Vec::new() };
+pub fn env(parent: &Parent) -> Vec<EnvVar> {
+    let Some(storage) = &parent.spec.storage else { return Vec::new() };
     if let Some(first) = storage.volume.as_ref().and_then(|v| v.mounts.first()) {
         return vec![plain("WEBCLUSTER_FILES_DIR", &first.path)];
     }

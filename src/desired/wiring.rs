@@ -1,0 +1,38 @@
+//! The wiring contract: the `WEBCLUSTER_*` environment every app, migration and
+//! cron container gets alike.
+
+use k8s_openapi::api::core::v1::EnvVar;
+
+use super::credentials::{DSN_PARTS, Endpoint, SHARED_PREFIX};
+use super::meta::Parent;
+use super::pod::{from_secret, plain};
+use super::{cache, http_cache, names, storage};
+
+/// The operator's environment variables, in contract order. They precede the
+/// user's `env`, so `$(WEBCLUSTER_...)` references there expand.
+pub fn contract_env(parent: &Parent) -> Vec<EnvVar> {
+    let mut env = Vec::new();
+    if let Some(db) = &parent.spec.database {
+        env.push(plain("WEBCLUSTER_DB_ENGINE", super::database::engine_name(db.engine)));
+        for endpoint in [Endpoint::Write, Endpoint::Read] {
+            for part in DSN_PARTS {
+                let prefix = endpoint.key_prefix();
+                let var = format!("WEBCLUSTER_DB_{}_{}", prefix.to_uppercase(), part.to_uppercase());
+                env.push(from_secret(&var, &names::credentials(parent.name), &format!("{prefix}-{part}")));
+            }
+        }
+    }
+    if let Some(spec) = &parent.spec.cache {
+        env.push(plain("WEBCLUSTER_CACHE_BACKEND", cache::backend_name(spec.backend)));
+        env.push(plain("WEBCLUSTER_CACHE_URL", &cache::url(parent, spec)));
+        env.push(plain("WEBCLUSTER_CACHE_HOSTS", &cache::hosts(parent, spec).join(",")));
+    }
+    env.extend(storage::env(parent));
+    if parent.spec.http_cache.is_some() {
+        env.push(plain("WEBCLUSTER_HTTP_CACHE_URL", &http_cache::url(parent)));
+    }
+    for name in &parent.spec.app.shared_secrets {
+        env.push(from_secret(name, &names::credentials(parent.name), &format!("{SHARED_PREFIX}{name}")));
+    }
+    env
+}

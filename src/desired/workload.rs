@@ -1,0 +1,75 @@
+//! The app's container and pod as app, migration and cron pods run them alike:
+//! image, command, the wiring environment, the shared volume, the user's pod settings.
+
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaimVolumeSource, PodSpec, Volume, VolumeMount};
+
+use super::meta::Parent;
+use super::pod::{non_empty, restricted_container, restricted_pod};
+use super::storage;
+use super::wiring::contract_env;
+
+/// Name of the shared files volume in pod specs.
+const FILES_VOLUME: &str = "files";
+
+/// The app's container as app, migration and cron pods run it: image, command,
+/// environment, volumes and security context. Probes and ports are the app's.
+pub fn workload_container(parent: &Parent, image: &str, command: Option<Vec<String>>) -> Container {
+    let app = &parent.spec.app;
+    let mut env = contract_env(parent);
+    env.extend(app.env.iter().cloned());
+    let args = if command.is_some() { None } else { app.args.clone() };
+    Container {
+        name: "app".into(),
+        image: Some(image.into()),
+        command: command.or_else(|| app.command.clone()),
+        args,
+        env: Some(env),
+        env_from: (!app.env_from.is_empty()).then(|| app.env_from.clone()),
+        resources: app.resources.clone(),
+        volume_mounts: non_empty(volume_mounts(parent)),
+        security_context: Some(app.security_context.clone().unwrap_or_else(restricted_container)),
+        ..Container::default()
+    }
+}
+
+fn volume_mounts(parent: &Parent) -> Vec<VolumeMount> {
+    let mut mounts: Vec<VolumeMount> = storage::shared_mounts(parent)
+        .iter()
+        .map(|m| VolumeMount {
+            name: FILES_VOLUME.into(),
+            mount_path: m.path.clone(),
+            sub_path: m.sub_path.clone(),
+            ..VolumeMount::default()
+        })
+        .collect();
+    mounts.extend(parent.spec.app.pod.iter().flat_map(|p| p.volume_mounts.iter().cloned()));
+    mounts
+}
+
+/// The pod spec app, migration and cron pods share, around `container`.
+pub fn workload_pod(parent: &Parent, container: Container, restart_policy: &str) -> PodSpec {
+    let pod = parent.spec.app.pod.clone().unwrap_or_default();
+    let mut volumes = Vec::new();
+    if let Some(claim) = storage::claim_name(parent) {
+        volumes.push(Volume {
+            name: FILES_VOLUME.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim, read_only: None }),
+            ..Volume::default()
+        });
+    }
+    volumes.extend(pod.volumes);
+    PodSpec {
+        containers: vec![container],
+        restart_policy: Some(restart_policy.into()),
+        volumes: non_empty(volumes),
+        security_context: Some(pod.security_context.unwrap_or_else(|| restricted_pod(None))),
+        // Apps need no API access unless the user gives them an account.
+        automount_service_account_token: pod.service_account_name.is_none().then_some(false),
+        service_account_name: pod.service_account_name,
+        image_pull_secrets: non_empty(pod.image_pull_secrets),
+        node_selector: (!pod.node_selector.is_empty()).then_some(pod.node_selector),
+        tolerations: non_empty(pod.tolerations),
+        affinity: pod.affinity,
+        ..PodSpec::default()
+    }
+}
