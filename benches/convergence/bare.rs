@@ -1,0 +1,83 @@
+//! Step 1: a bare client server-side-applies the children the builder gives
+//! the N WebClusters, as fast as it can (the baseline T_raw).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::DynamicObject;
+use webcluster::controller::{Metrics, counting_client};
+
+use crate::cluster::{create_namespace, delete_namespace};
+use crate::harness::http::Scrape;
+use crate::results::SizeResult;
+use crate::settings::{Res, Settings};
+use crate::workload::Desired;
+
+async fn apply_with_retry(api: &Api<DynamicObject>, name: &str, object: &serde_json::Value) -> Res<()> {
+    let params = PatchParams::apply("webcluster-operator").force();
+    let mut attempt = 0;
+    loop {
+        match api.patch(name, &params, &Patch::Apply(object)).await {
+            Ok(_) => return Ok(()),
+            Err(_) if attempt < 3 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => return Err(format!("applying {name}: {e}")),
+        }
+    }
+}
+
+/// Applies `objects` into `ns`; the seconds that took and the requests sent (reads, writes).
+async fn raw_apply(settings: &Settings, objects: &Desired, ns: &str) -> Res<(f64, (u64, u64))> {
+    let config = kube::Config::infer().await.map_err(|e| e.to_string())?;
+    let metrics = Metrics::shared();
+    let client = counting_client(config, metrics.clone()).map_err(|e| e.to_string())?;
+    let apis: HashMap<&'static str, Api<DynamicObject>> = objects
+        .iter()
+        .map(|(kind, _, resource, _)| (*kind, Api::namespaced_with(client.clone(), ns, resource)))
+        .collect();
+    let started = Instant::now();
+    let results = futures::stream::iter(objects.iter().map(|(kind, name, _, object)| {
+        let api = &apis[kind];
+        async move { apply_with_retry(api, name, object).await }
+    }))
+    .buffer_unordered(settings.concurrency)
+    .collect::<Vec<_>>()
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        return Err(e);
+    }
+    Ok((seconds, Scrape::parse(&metrics.encode())?.requests()))
+}
+
+/// Step 1: the bare client applies `objects` into `raw_ns`, which is deleted afterwards.
+pub async fn raw_step(
+    settings: &Settings,
+    client: &Client,
+    objects: &Desired,
+    raw_ns: &str,
+    result: &mut SizeResult,
+) -> Res<()> {
+    let n = result.n;
+    create_namespace(client, raw_ns).await?;
+    match raw_apply(settings, objects, raw_ns).await {
+        Ok((seconds, requests)) => {
+            result.t_raw = Some(seconds);
+            result.raw_requests = Some(requests);
+            progress!("N={n} step 1/5: T_raw = {seconds:.2}s ({:.0} objects/s)", objects.len() as f64 / seconds);
+        }
+        Err(e) => {
+            progress!("N={n} step 1/5: T_raw FAILED: {e}");
+            result.errors.push(format!("T_raw: {e}"));
+        }
+    }
+    progress!("N={n} step 1/5: deleting {raw_ns}");
+    let seconds = delete_namespace(client, raw_ns).await?;
+    progress!("N={n} step 1/5: {raw_ns} deleted in {seconds:.0}s");
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! `make bench`: how fast the operator converges N WebClusters compared with a bare
+//! client applying the same objects, what it costs (memory, CPU, API requests) while
+//! idle and during a forced resync, and how fast it repairs a deleted child.
+//!
+//! Needs a running cluster (KUBECONFIG) and the release binary (`BENCH_OPERATOR`,
+//! default `target/release/webcluster-operator`); `make bench` provides both. Writes
+//! `BENCHMARKS.md` and `benchmarks/convergence.svg` (after every size, so an
+//! interrupted run still leaves what was measured). Environment: see [`settings`].
+//!
+//! One module per concern: [`settings`], [`cluster`] (preparing the cluster),
+//! [`workload`] (the WebClusters and their children), [`bare`] (the bare client),
+//! [`watch`] (what exists and is Ready), [`operator`] (the operator's steps),
+//! [`procstat`] (/proc figures), [`goals`], [`markdown`] and [`svg`] (the report).
+//! Scrapes, processes, ports and the CRD come from the shared test harness.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// Seconds since the bench started.
+fn elapsed() -> f64 {
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
+macro_rules! progress {
+    ($($arg:tt)*) => {{
+        println!("[bench {:7.1}s] {}", $crate::elapsed(), format_args!($($arg)*));
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }};
+}
+
+#[path = "../../tests/harness/mod.rs"]
+mod harness;
+
+mod bare;
+mod cluster;
+mod goals;
+mod markdown;
+mod operator;
+mod procstat;
+mod results;
+mod settings;
+mod svg;
+mod watch;
+mod workload;
+
+use kube::Client;
+use results::SizeResult;
+use settings::{Res, SERVICE_CIDR, Settings};
+
+/// Every step at one N: the bare client in `bench-raw-N`, then the operator in `bench-op-N`.
+async fn run_size(settings: &Settings, client: &Client, n: usize, is_largest: bool) -> SizeResult {
+    let started = Instant::now();
+    let mut result = SizeResult { n, ..SizeResult::default() };
+    if let Err(e) = run_size_steps(settings, client, n, is_largest, &mut result).await {
+        progress!("N={n} FAILED: {e}");
+        result.errors.push(e);
+    }
+    result.wall = started.elapsed().as_secs_f64();
+    progress!("N={n} done in {:.0}s", result.wall);
+    result
+}
+
+async fn run_size_steps(
+    settings: &Settings,
+    client: &Client,
+    n: usize,
+    is_largest: bool,
+    result: &mut SizeResult,
+) -> Res<()> {
+    let raw_ns = format!("bench-raw-{n}");
+    let op_ns = format!("bench-op-{n}");
+    let objects = workload::desired(&workload::clusters(n, &raw_ns)?)?;
+    result.children = objects.len();
+    result.pods = workload::pods_of(&objects);
+    let claims = 2 * n;
+    let free = cluster::free_pod_capacity(client).await?;
+    if free < result.pods {
+        return Err(format!(
+            "needs room for {} pods, the nodes take {free} more (start the cluster with a larger CLUSTER_NODE_PODS)",
+            result.pods
+        ));
+    }
+
+    progress!(
+        "N={n} step 1/5: bare client applies {} children ({} per WebCluster) into {raw_ns}, {} in flight",
+        objects.len(),
+        objects.len() / n,
+        settings.concurrency
+    );
+    cluster::ensure_pvs(settings, claims)?;
+    if !settings.skip_raw {
+        bare::raw_step(settings, client, &objects, &raw_ns, result).await?;
+        cluster::ensure_pvs(settings, claims)?;
+    }
+    cluster::create_namespace(client, &op_ns).await?;
+    let outcome = operator::operator_steps(settings, client, n, &op_ns, is_largest, result).await;
+    progress!("N={n}: deleting {op_ns}");
+    let deleted = cluster::delete_namespace(client, &op_ns).await;
+    outcome?;
+    let seconds = deleted?;
+    progress!("N={n}: {op_ns} deleted in {seconds:.0}s");
+    Ok(())
+}
+
+async fn run() -> Res<()> {
+    let settings = Settings::from_env()?;
+    let client = cluster::client().await?;
+    progress!(
+        "sizes {:?}, concurrency {}, idle {}s, {} reactions; operator {}",
+        settings.sizes,
+        settings.concurrency,
+        settings.idle.as_secs(),
+        settings.reactions,
+        settings.operator.display()
+    );
+    if !settings.operator.exists() {
+        return Err(format!("{} does not exist: run `cargo build --release` first", settings.operator.display()));
+    }
+    std::fs::create_dir_all(settings.root.join("target/bench-logs")).map_err(|e| e.to_string())?;
+    harness::cluster::install_crd(&client).await?;
+    cluster::ensure_service_range(&client).await?;
+    progress!("CRD installed; ServiceCIDR {SERVICE_CIDR} added for ClusterIPs");
+    let mut results = Vec::new();
+    let largest = *settings.sizes.last().unwrap_or(&0);
+    let mut stopped = false;
+    for &n in &settings.sizes {
+        let result = run_size(&settings, &client, n, n == largest).await;
+        let failed = result.t_ready.is_none();
+        results.push(result);
+        markdown::write_report(&settings, &results, elapsed(), false)?;
+        if failed {
+            progress!("N={n} did not converge; larger sizes are skipped");
+            stopped = true;
+            break;
+        }
+    }
+    markdown::write_report(&settings, &results, elapsed(), !stopped)?;
+    let text = std::fs::read_to_string(settings.root.join("BENCHMARKS.md")).unwrap_or_default();
+    let summary = text.split("## Results").nth(1).unwrap_or_default();
+    println!("\n## Results{summary}");
+    progress!("wrote BENCHMARKS.md and benchmarks/convergence.svg; total {:.0}s", elapsed());
+    Ok(())
+}
+
+fn main() {
+    START.get_or_init(Instant::now);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    if let Err(e) = runtime.block_on(run()) {
+        progress!("ERROR: {e}");
+        std::process::exit(1);
+    }
+}
