@@ -16,19 +16,22 @@ bash hack/toolchain.sh >/dev/null
 step 2 "starting the local cluster"
 bash hack/cluster.sh up
 step 3 "building the operator"
-cargo build -q -j2
+cargo build -q -j"${JOBS:-2}"
 step 4 "installing the CRD"
 kubectl apply --server-side --force-conflicts -f crds/webcluster.yaml >/dev/null
 kubectl wait --for condition=Established crd/webclusters.webcluster.io --timeout=60s >/dev/null
-step 5 "starting the operator (log: $LOG)"
+step 5 "starting the operator, watching namespace $NAMESPACE only (log: $LOG)"
 if [[ -f .cluster/operator.pid ]] && kill -0 "$(cat .cluster/operator.pid)" 2>/dev/null; then
-  kill "$(cat .cluster/operator.pid)" && sleep 1
+  old="$(cat .cluster/operator.pid)"
+  kill "$old"
+  for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
 fi
-KUBECONFIG=.cluster/kubeconfig nohup target/debug/webcluster-operator run \
+kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
+# Scoped to its namespace: the tests' operators and namespaces stay its own business.
+KUBECONFIG=.cluster/kubeconfig nohup target/debug/webcluster-operator run --namespace "$NAMESPACE" \
   --metrics-address 127.0.0.1:9464 --log-level info,kube=warn >"$LOG" 2>&1 &
 echo $! >.cluster/operator.pid
 step 6 "applying examples/roundcube.yaml in namespace $NAMESPACE and waiting for Ready"
-kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
 kubectl apply --server-side -n "$NAMESPACE" -f examples/roundcube.yaml
 until kubectl -n "$NAMESPACE" wait --for condition=Ready wc/roundcube --timeout=10s >/dev/null 2>&1; do
   printf '[demo %3ds]   waiting: %s\n' "$((SECONDS - START))" \

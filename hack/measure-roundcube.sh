@@ -12,7 +12,7 @@ now() { date +%s.%N; }
 metric() { curl -s "127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 ~ m {s += $2} END {print s + 0}'; }
 
 bash hack/cluster.sh up
-cargo build -q --release -j2
+cargo build -q --release -j"${JOBS:-2}"
 kubectl apply --server-side --force-conflicts -f crds/webcluster.yaml >/dev/null
 children="$(target/release/webcluster-operator render -f examples/roundcube.yaml | awk '/^kind:/ {k=$2} /^  name:/ && k {print k"/"$2; k=""}')"
 expected=$(wc -l <<<"$children")
@@ -22,8 +22,8 @@ for run in $(seq 1 "$RUNS"); do
   KUBECONFIG=.cluster/kubeconfig target/release/webcluster-operator run --namespace "$ns" \
     --metrics-address "127.0.0.1:$PORT" --log-level warn >/dev/null 2>&1 &
   operator=$!
-  until curl -s "127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.1; done
-  sleep 1
+  # Ready once its caches synced.
+  until curl -sf "127.0.0.1:$PORT/readyz" >/dev/null; do sleep 0.1; done
   start=$(now)
   kubectl apply --server-side -n "$ns" -f examples/roundcube.yaml >/dev/null
   children_at=""
