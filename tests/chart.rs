@@ -179,9 +179,8 @@ fn chart_crd_is_an_exact_copy() {
     );
 }
 
-#[test]
-fn install_yaml_is_what_the_generator_writes() {
-    let out = TempDir::new("generate-install");
+/// Runs `hack/generate-install.sh` into `out`; returns the install.yaml it wrote.
+fn generate_install(out: &TempDir) -> String {
     let output = Command::new("bash")
         .arg("hack/generate-install.sh")
         .arg(out.path())
@@ -190,23 +189,20 @@ fn install_yaml_is_what_the_generator_writes() {
         .output()
         .expect("running hack/generate-install.sh");
     assert!(output.status.success(), "{}", describe("hack/generate-install.sh", &output));
-    let generated = std::fs::read_to_string(out.path().join("deploy/install.yaml")).expect("generated install.yaml");
+    std::fs::read_to_string(out.join("deploy/install.yaml")).expect("generated install.yaml")
+}
+
+#[test]
+fn install_yaml_is_what_the_generator_writes() {
+    let out = TempDir::new("generate-install");
+    let generated = generate_install(&out);
     let committed = std::fs::read_to_string(repo_root().join("deploy/install.yaml")).expect("deploy/install.yaml");
     assert!(generated == committed, "deploy/install.yaml drifted from the chart: run `make chart`");
-    let crd = std::fs::read_to_string(out.path().join(CHART).join("crds/webcluster.yaml")).expect("generated CRD");
+    let crd = std::fs::read_to_string(out.join(CHART).join("crds/webcluster.yaml")).expect("generated CRD");
     assert_eq!(crd, std::fs::read_to_string(repo_root().join("crds/webcluster.yaml")).expect("crds/webcluster.yaml"));
 
     // Deterministic: a second run writes the same bytes.
-    let again = TempDir::new("generate-install");
-    let output = Command::new("bash")
-        .arg("hack/generate-install.sh")
-        .arg(again.path())
-        .env("HELM", toolchain_bin().join("helm"))
-        .current_dir(repo_root())
-        .output()
-        .expect("running hack/generate-install.sh");
-    assert!(output.status.success(), "{}", describe("hack/generate-install.sh", &output));
-    let second = std::fs::read_to_string(again.path().join("deploy/install.yaml")).expect("generated install.yaml");
+    let second = generate_install(&TempDir::new("generate-install"));
     assert!(generated == second, "hack/generate-install.sh is not deterministic");
 
     // The Namespace first, then the CRD, then the chart.
