@@ -194,7 +194,8 @@ fn default_period() -> i32 {
     10
 }
 
-/// Pod-level overrides for the app, migration and cron job pods.
+/// Pod-level overrides for the app, migration and cron job pods. Their placement
+/// fields are the ones the cache, database and HTTP cache take.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodOverrides {
@@ -204,18 +205,9 @@ pub struct PodOverrides {
     /// Extra pod annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
-    /// Node selector for app pods.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub node_selector: BTreeMap<String, String>,
-    /// Tolerations for app pods.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tolerations: Vec<Toleration>,
-    /// Affinity for app pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affinity: Option<Affinity>,
-    /// Topology spread. Without it app pods spread across nodes and zones (ScheduleAnyway).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// Scheduling: node selector, tolerations, affinity, priority class, topology spread.
+    #[serde(flatten)]
+    pub placement: PodPlacement,
     /// ServiceAccount the app pods run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
@@ -231,6 +223,30 @@ pub struct PodOverrides {
     /// Extra volume mounts in the app, migration and job containers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_mounts: Vec<VolumeMount>,
+}
+
+/// Where a component's pods run. The app, cache, database and HTTP cache take
+/// the same fields.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodPlacement {
+    /// Node selector of the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Affinity of the pods. The cache, database and HTTP cache prefer one pod per node without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
+    /// Topology spread constraints of the pods. Without them app pods spread across
+    /// nodes and zones (ScheduleAnyway); migration and cron pods are placed like app pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
 }
 
 /// PodDisruptionBudget settings for the app.
@@ -349,6 +365,9 @@ pub struct CacheSpec {
     /// Redis only: keep data on a volume (append-only file) across restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<VolumeSize>,
+    /// Where the cache pods run: node selector, tolerations, affinity, priority class, topology spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodPlacement>,
 }
 
 fn default_cache_replicas() -> i32 {
@@ -394,6 +413,9 @@ pub struct HttpCacheSpec {
     /// and point at host `WEBCLUSTER_APP_HOST`, port `WEBCLUSTER_APP_PORT` (replaced when rendered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcl: Option<String>,
+    /// Where the Varnish pods run: node selector, tolerations, affinity, priority class, topology spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodPlacement>,
 }
 
 fn default_http_cache_replicas() -> i32 {
@@ -459,6 +481,9 @@ pub struct ManagedDatabase {
     #[serde(default = "default_max_lag")]
     #[schemars(range(min = 1, max = 86400))]
     pub max_replica_lag_seconds: i32,
+    /// Where the database pods run: node selector, tolerations, affinity, priority class, topology spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodPlacement>,
 }
 
 fn default_db_replicas() -> i32 {

@@ -55,13 +55,8 @@ fn deployment(parent: &Parent, image: &str, held: bool) -> Child {
     }]);
     container.readiness_probe = Some(probe(parent, 3));
     container.liveness_probe = Some(probe(parent, 6));
-    let mut pod = workload_pod(parent, container, "Always");
+    let pod = workload_pod(parent, container, "Always", default_spread(parent));
     let overrides = app.pod.clone().unwrap_or_default();
-    pod.topology_spread_constraints = Some(if overrides.topology_spread_constraints.is_empty() {
-        default_spread(parent)
-    } else {
-        overrides.topology_spread_constraints
-    });
     let mut labels = overrides.labels;
     labels.extend(parent.labels(Component::App, parent.name));
     let mut metadata = parent.meta(name, Component::App, parent.name);
@@ -225,7 +220,7 @@ fn migration_job(parent: &Parent) -> Option<Child> {
                 active_deadline_seconds: Some(migration.active_deadline_seconds),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
-                    spec: Some(workload_pod(parent, container, "Never")),
+                    spec: Some(workload_pod(parent, container, "Never", Vec::new())),
                 },
                 ..JobSpec::default()
             }),

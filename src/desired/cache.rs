@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, Parent};
 use super::pod::plain;
-use super::pod::{pod_name_env, restricted_container, restricted_pod, spread_affinity, tcp_probe};
+use super::pod::{place, pod_name_env, restricted_container, restricted_pod, spread_affinity, tcp_probe};
 use super::storage::claim_template;
 use super::{Child, names};
 use crate::api::{CacheBackend, CacheSpec};
@@ -268,14 +268,18 @@ fn stateful_set(parent: &Parent, spec: &CacheSpec) -> Child {
                     labels: Some(parent.labels(Component::Cache, software(spec))),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    containers: vec![container(parent, spec)],
-                    volumes: (!volumes.is_empty()).then_some(volumes),
-                    security_context: Some(restricted_pod(Some(uid))),
-                    automount_service_account_token: Some(false),
-                    affinity: Some(spread_affinity(parent, Component::Cache)),
-                    ..PodSpec::default()
-                }),
+                spec: Some(place(
+                    PodSpec {
+                        containers: vec![container(parent, spec)],
+                        volumes: (!volumes.is_empty()).then_some(volumes),
+                        security_context: Some(restricted_pod(Some(uid))),
+                        automount_service_account_token: Some(false),
+                        ..PodSpec::default()
+                    },
+                    spec.pod.as_ref(),
+                    Some(spread_affinity(parent, Component::Cache)),
+                    Vec::new(),
+                )),
             },
             volume_claim_templates: (!claims.is_empty()).then_some(claims),
             persistent_volume_claim_retention_policy: super::storage::claim_retention(parent),

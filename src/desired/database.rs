@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD};
 use super::meta::{Component, Parent};
-use super::pod::{from_secret, plain};
+use super::pod::{from_secret, place, plain};
 use super::pod::{pod_name_env, restricted_container, restricted_pod, spread_affinity, tcp_probe};
 use super::storage::{claim_retention, claim_template};
 use super::{Child, names};
@@ -247,15 +247,19 @@ fn stateful_set(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDataba
                     labels: Some(parent.labels(Component::Database, software)),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    containers: vec![container(parent, engine, managed)],
-                    volumes: Some(volumes),
-                    security_context: Some(restricted_pod(Some(DATABASE_UID))),
-                    automount_service_account_token: Some(false),
-                    affinity: Some(spread_affinity(parent, Component::Database)),
-                    termination_grace_period_seconds: Some(60),
-                    ..PodSpec::default()
-                }),
+                spec: Some(place(
+                    PodSpec {
+                        containers: vec![container(parent, engine, managed)],
+                        volumes: Some(volumes),
+                        security_context: Some(restricted_pod(Some(DATABASE_UID))),
+                        automount_service_account_token: Some(false),
+                        termination_grace_period_seconds: Some(60),
+                        ..PodSpec::default()
+                    },
+                    managed.pod.as_ref(),
+                    Some(spread_affinity(parent, Component::Database)),
+                    Vec::new(),
+                )),
             },
             volume_claim_templates: Some(vec![claim_template(
                 parent,

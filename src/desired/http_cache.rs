@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::app::SERVICE_PORT;
 use super::meta::{Component, Parent};
-use super::pod::{restricted_container, restricted_pod, spread_affinity, tcp_probe};
+use super::pod::{place, restricted_container, restricted_pod, spread_affinity, tcp_probe};
 use super::{Child, names};
 use crate::api::HttpCacheSpec;
 
@@ -100,24 +100,28 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
                     labels: Some(parent.labels(Component::HttpCache, "varnish")),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "vcl".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: names::http_cache_config(parent.name),
-                                ..ConfigMapVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume { name: "workdir".into(), empty_dir: Some(Default::default()), ..Volume::default() },
-                    ]),
-                    security_context: Some(restricted_pod(Some(VARNISH_UID))),
-                    automount_service_account_token: Some(false),
-                    affinity: Some(spread_affinity(parent, Component::HttpCache)),
-                    ..PodSpec::default()
-                }),
+                spec: Some(place(
+                    PodSpec {
+                        containers: vec![container],
+                        volumes: Some(vec![
+                            Volume {
+                                name: "vcl".into(),
+                                config_map: Some(ConfigMapVolumeSource {
+                                    name: names::http_cache_config(parent.name),
+                                    ..ConfigMapVolumeSource::default()
+                                }),
+                                ..Volume::default()
+                            },
+                            Volume { name: "workdir".into(), empty_dir: Some(Default::default()), ..Volume::default() },
+                        ]),
+                        security_context: Some(restricted_pod(Some(VARNISH_UID))),
+                        automount_service_account_token: Some(false),
+                        ..PodSpec::default()
+                    },
+                    spec.pod.as_ref(),
+                    Some(spread_affinity(parent, Component::HttpCache)),
+                    Vec::new(),
+                )),
             },
             ..DeploymentSpec::default()
         },

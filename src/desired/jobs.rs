@@ -41,7 +41,7 @@ fn cron_job(parent: &Parent, task: &CronTaskSpec, image: &str, migration_running
                     active_deadline_seconds: Some(task.active_deadline_seconds),
                     template: PodTemplateSpec {
                         metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
-                        spec: Some(workload_pod(parent, container, "Never")),
+                        spec: Some(workload_pod(parent, container, "Never", Vec::new())),
                     },
                     ..JobSpec::default()
                 }),

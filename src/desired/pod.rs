@@ -3,12 +3,13 @@
 
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, EnvVar, EnvVarSource, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, Probe, SeccompProfile, SecretKeySelector, SecurityContext, TCPSocketAction,
-    WeightedPodAffinityTerm,
+    PodSecurityContext, PodSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, TCPSocketAction,
+    TopologySpreadConstraint, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, Parent};
+use crate::api::PodPlacement;
 
 /// A TCP probe on `port`.
 pub fn tcp_probe(port: i32, period_seconds: i32) -> Probe {
@@ -30,6 +31,28 @@ pub fn pod_name_env(name: &str) -> EnvVar {
             ..EnvVarSource::default()
         }),
     }
+}
+
+/// Places `pod` as the user's `placement` says: node selector, tolerations,
+/// affinity, priority class and topology spread. Where the user gives no
+/// affinity or no topology spread, `default_affinity` and `default_spread` apply.
+pub fn place(
+    mut pod: PodSpec,
+    placement: Option<&PodPlacement>,
+    default_affinity: Option<Affinity>,
+    default_spread: Vec<TopologySpreadConstraint>,
+) -> PodSpec {
+    let placement = placement.cloned().unwrap_or_default();
+    pod.node_selector = (!placement.node_selector.is_empty()).then_some(placement.node_selector);
+    pod.tolerations = non_empty(placement.tolerations);
+    pod.affinity = placement.affinity.or(default_affinity);
+    pod.priority_class_name = placement.priority_class_name;
+    pod.topology_spread_constraints = non_empty(if placement.topology_spread_constraints.is_empty() {
+        default_spread
+    } else {
+        placement.topology_spread_constraints
+    });
+    pod
 }
 
 /// Prefer one pod of a component per node.
@@ -98,4 +121,80 @@ fn runtime_default_seccomp() -> SeccompProfile {
 /// `None` for an empty list, so the rendered object has no empty fields.
 pub fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
     (!items.is_empty()).then_some(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+    use super::*;
+    use crate::api::{WebCluster, WebClusterSpec};
+    use crate::desired::{Child, Plan, children};
+
+    const PLACEMENT: &str =
+        "{nodeSelector: {disk: ssd}, tolerations: [{key: real, operator: Exists}], priorityClassName: important}";
+
+    fn cluster(placement: &str) -> WebCluster {
+        let yaml = format!(
+            "app: {{image: a, pod: {placement}, migration: {{command: [m]}}}}\n\
+             cache: {{backend: redis, pod: {placement}}}\n\
+             httpCache: {{pod: {placement}}}\n\
+             database: {{engine: postgresql, managed: {{pod: {placement}}}}}\n\
+             jobs: [{{name: clean, schedule: '* * * * *', command: [c]}}]"
+        );
+        let spec: WebClusterSpec = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{e}"));
+        let mut cluster = WebCluster::new("shop", spec);
+        cluster.metadata.namespace = Some("ns".into());
+        cluster
+    }
+
+    /// Every pod template the builder produces, by the name of its object.
+    fn pods(cluster: &WebCluster) -> Vec<(String, PodSpec)> {
+        let template = |t: &PodTemplateSpec| t.spec.clone().unwrap_or_default();
+        children(cluster, &Plan::offline(cluster))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|child| {
+                let name = child.name().to_string();
+                let pod = match child {
+                    Child::Deployment(d) => template(&d.spec.template),
+                    Child::StatefulSet(s) => template(&s.spec.template),
+                    Child::Job(j) => template(&j.spec?.template),
+                    Child::CronJob(c) => template(&c.spec.job_template.spec?.template),
+                    _ => return None,
+                };
+                Some((name, pod))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_component_is_placed_as_its_spec_says() {
+        let pods = pods(&cluster(PLACEMENT));
+        assert_eq!(pods.len(), 6, "app, migration, cron, cache, database, Varnish: {pods:?}");
+        for (name, pod) in pods {
+            assert_eq!(pod.node_selector, Some([("disk".to_string(), "ssd".to_string())].into()), "{name}");
+            assert_eq!(pod.tolerations.map(|t| t.len()), Some(1), "{name}");
+            assert_eq!(pod.priority_class_name.as_deref(), Some("important"), "{name}");
+        }
+    }
+
+    #[test]
+    fn without_placement_the_defaults_hold() {
+        for (name, pod) in pods(&cluster("{}")) {
+            assert_eq!(
+                (&pod.node_selector, &pod.tolerations, &pod.priority_class_name),
+                (&None, &None, &None),
+                "{name}"
+            );
+            let data_tier = ["shop-cache", "shop-db", "shop-http-cache"].contains(&name.as_str());
+            assert_eq!(pod.affinity.is_some(), data_tier, "{name}: one pod per node by default");
+            assert_eq!(pod.topology_spread_constraints.is_some(), name == "shop-app", "{name}");
+        }
+    }
+
+    #[test]
+    fn the_app_pod_overrides_still_refuse_unknown_fields() {
+        assert!(serde_saphyr::from_str::<WebClusterSpec>("app: {image: a, pod: {nodeSelectr: {a: b}}}").is_err());
+    }
 }

@@ -1,10 +1,12 @@
 //! The app's container and pod as app, migration and cron pods run them alike:
 //! image, command, the wiring environment, the shared volume, the user's pod settings.
 
-use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaimVolumeSource, PodSpec, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolumeClaimVolumeSource, PodSpec, TopologySpreadConstraint, Volume, VolumeMount,
+};
 
 use super::meta::Parent;
-use super::pod::{non_empty, restricted_container, restricted_pod};
+use super::pod::{non_empty, place, restricted_container, restricted_pod};
 use super::storage;
 use super::wiring::contract_env;
 
@@ -46,8 +48,14 @@ fn volume_mounts(parent: &Parent) -> Vec<VolumeMount> {
     mounts
 }
 
-/// The pod spec app, migration and cron pods share, around `container`.
-pub fn workload_pod(parent: &Parent, container: Container, restart_policy: &str) -> PodSpec {
+/// The pod spec app, migration and cron pods share, around `container`, placed
+/// as `spec.app.pod` says (`default_spread` where it gives no topology spread).
+pub fn workload_pod(
+    parent: &Parent,
+    container: Container,
+    restart_policy: &str,
+    default_spread: Vec<TopologySpreadConstraint>,
+) -> PodSpec {
     let pod = parent.spec.app.pod.clone().unwrap_or_default();
     let mut volumes = Vec::new();
     if let Some(claim) = storage::claim_name(parent) {
@@ -58,7 +66,7 @@ pub fn workload_pod(parent: &Parent, container: Container, restart_policy: &str)
         });
     }
     volumes.extend(pod.volumes);
-    PodSpec {
+    let spec = PodSpec {
         containers: vec![container],
         restart_policy: Some(restart_policy.into()),
         volumes: non_empty(volumes),
@@ -67,9 +75,7 @@ pub fn workload_pod(parent: &Parent, container: Container, restart_policy: &str)
         automount_service_account_token: pod.service_account_name.is_none().then_some(false),
         service_account_name: pod.service_account_name,
         image_pull_secrets: non_empty(pod.image_pull_secrets),
-        node_selector: (!pod.node_selector.is_empty()).then_some(pod.node_selector),
-        tolerations: non_empty(pod.tolerations),
-        affinity: pod.affinity,
         ..PodSpec::default()
-    }
+    };
+    place(spec, Some(&pod.placement), None, default_spread)
 }
