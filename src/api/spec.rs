@@ -486,6 +486,13 @@ pub struct ManagedDatabase {
     pub pod: Option<PodPlacement>,
 }
 
+impl ManagedDatabase {
+    /// Database pods: the primary and the read replicas.
+    pub fn pods(&self) -> i32 {
+        1 + self.replicas
+    }
+}
+
 fn default_db_replicas() -> i32 {
     1
 }

@@ -185,7 +185,7 @@ impl Applier {
     ) -> Result<(), Error> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         for ordinal in 1..=replicas {
-            let name = format!("{}-{ordinal}", names::database(cluster));
+            let name = names::database_pod(cluster, ordinal);
             if caches.pod_has_label(namespace, &name, ROLE_LABEL, ROLE_REPLICA) != Some(false) {
                 continue; // labelled already, or not created yet
             }

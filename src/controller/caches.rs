@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use super::digest::Digest;
 use crate::api::WebCluster;
 use crate::desired::HOLD_ANNOTATION;
-use crate::desired::meta::{COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER};
+use crate::desired::meta::{Component, INSTANCE_LABEL, managed_selector};
 
 /// A stream of WebClusters to reconcile because a child changed.
 pub type Trigger = Pin<Box<dyn Stream<Item = ObjectRef<WebCluster>> + Send>>;
@@ -218,11 +218,6 @@ pub trait CacheOf<K: Cached> {
     fn cache(&self) -> &KindCache<K::View>;
 }
 
-/// Label selector of every object the operator creates (pods included).
-fn managed_selector() -> String {
-    format!("{MANAGED_BY_LABEL}={MANAGER}")
-}
-
 /// The WebCluster a labelled object belongs to.
 fn owner_of(meta: &ObjectMeta) -> Option<ObjectRef<WebCluster>> {
     let instance = meta.labels.as_ref()?.get(INSTANCE_LABEL)?;
@@ -306,10 +301,11 @@ macro_rules! child_caches {
             /// Starts the watches; returns the caches and the triggers to merge into the controller.
             pub fn watch(client: &Client, namespace: Option<&str>) -> (Self, Vec<Trigger>) {
                 let caches = Self { $($kind: Arc::default(),)* pods: Arc::default() };
-                let pod_selector = format!("{},{COMPONENT_LABEL}=database", managed_selector());
+                let children = managed_selector(None);
+                let database_pods = managed_selector(Some(Component::Database));
                 let triggers = vec![
-                    $(watch::<$kind>(client, namespace, &managed_selector(), caches.$kind.clone()),)*
-                    watch::<Pod>(client, namespace, &pod_selector, caches.pods.clone()),
+                    $(watch::<$kind>(client, namespace, &children, caches.$kind.clone()),)*
+                    watch::<Pod>(client, namespace, &database_pods, caches.pods.clone()),
                 ];
                 (caches, triggers)
             }

@@ -8,7 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 
 use super::observe::Snapshot;
 use crate::api::WebCluster;
-use crate::desired::{ExternalUrls, HOLD_ANNOTATION, Plan};
+use crate::desired::{ExternalUrls, HOLD_ANNOTATION, Plan, names};
 
 /// Where the migration of `spec.app.image` stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl MigrationPhase {
 
 /// The image the app Deployment runs now.
 pub fn current_image(deployment: Option<&Deployment>) -> Option<String> {
-    deployment?.spec.template.spec.as_ref()?.containers.iter().find(|c| c.name == "app")?.image.clone()
+    deployment?.spec.template.spec.as_ref()?.containers.iter().find(|c| c.name == names::APP_CONTAINER)?.image.clone()
 }
 
 /// Ready pods of a StatefulSet.
@@ -134,7 +134,7 @@ mod tests {
                 template: PodTemplateSpec {
                     spec: Some(PodSpec {
                         containers: vec![Container {
-                            name: "app".into(),
+                            name: names::APP_CONTAINER.into(),
                             image: Some(image.into()),
                             ..Default::default()
                         }],

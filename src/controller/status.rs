@@ -9,7 +9,8 @@ use super::rollout::{MigrationPhase, current_image, first_rollout_pending, migra
 use crate::api::{
     AppStatus, CacheStatus, CronTaskStatus, DatabaseStatus, MigrationStatus, WebCluster, WebClusterStatus,
 };
-use crate::desired::{names, primary_pod};
+use crate::desired::meta::{Component, selector_string};
+use crate::desired::names;
 
 /// Condition types, in the order status lists them.
 pub const CONDITION_TYPES: [&str; 7] =
@@ -57,7 +58,7 @@ pub fn compute(input: &StatusInput) -> WebClusterStatus {
     WebClusterStatus {
         observed_generation: generation,
         conditions,
-        selector: Some(format!("app.kubernetes.io/component=app,app.kubernetes.io/instance={name}")),
+        selector: Some(selector_string(name, Component::App)),
         app: Some(app_status(cluster, input.snapshot)),
         database: database_status(cluster, input.snapshot),
         cache: cache_status(cluster, input.snapshot),
@@ -181,7 +182,7 @@ fn database_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
     match (&db.managed, &snapshot.external_db) {
         (Some(managed), _) => {
             let name = names::database(cluster.metadata.name.as_deref().unwrap_or_default());
-            stateful_verdict(&name, snapshot.database.as_ref(), 1 + managed.replicas, "database")
+            stateful_verdict(&name, snapshot.database.as_ref(), managed.pods(), "database")
         }
         (None, Some(Ok(_))) => verdict(true, "ExternalDsnsRead", "the external DSNs were read"),
         (None, Some(Err(why))) => verdict(false, "ExternalSecretMissing", why.clone()),
@@ -287,11 +288,11 @@ fn database_status(cluster: &WebCluster, snapshot: &Snapshot) -> Option<Database
     Some(match &db.managed {
         Some(managed) => {
             let ready = ready_replicas(snapshot.database.as_ref());
-            let desired = 1 + managed.replicas;
+            let desired = managed.pods();
             DatabaseStatus {
                 write_service: Some(names::database_write(name)),
                 read_service: Some(names::database_read(name)),
-                primary: Some(primary_pod(name)),
+                primary: Some(names::database_primary(name)),
                 ready_replicas: ready,
                 replicas: desired,
                 summary: format!("{engine} {ready}/{desired}"),

@@ -21,8 +21,8 @@ use super::{Child, Plan, names};
 
 /// Service port of the app (and of Varnish in front of it).
 pub const SERVICE_PORT: i32 = 80;
-/// Name of the container port and Service port.
-const PORT_NAME: &str = "http";
+/// Name of the HTTP container port and Service port (of the app and of Varnish).
+pub const HTTP_PORT_NAME: &str = "http";
 
 /// Annotation of an app Deployment whose first rollout waits (for the database
 /// or the first migration). The controller releases it once, by dropping it.
@@ -48,7 +48,7 @@ fn deployment(parent: &Parent, image: &str, held: bool) -> Child {
     let name = names::app(parent.name);
     let mut container = workload_container(parent, image, None);
     container.ports = Some(vec![ContainerPort {
-        name: Some(PORT_NAME.into()),
+        name: Some(HTTP_PORT_NAME.into()),
         container_port: app.port,
         protocol: Some("TCP".into()),
         ..ContainerPort::default()
@@ -131,14 +131,19 @@ fn probe(parent: &Parent, failure_threshold: i32) -> Probe {
 }
 
 fn service(parent: &Parent) -> Child {
+    http_service(parent, names::app(parent.name), Component::App, parent.name)
+}
+
+/// A Service on [`SERVICE_PORT`] to the `http` port of a component's pods.
+pub fn http_service(parent: &Parent, name: String, component: Component, software: &str) -> Child {
     Service {
-        metadata: parent.meta(names::app(parent.name), Component::App, parent.name),
+        metadata: parent.meta(name, component, software),
         spec: Some(ServiceSpec {
-            selector: Some(parent.selector_labels(Component::App)),
+            selector: Some(parent.selector_labels(component)),
             ports: Some(vec![ServicePort {
-                name: Some(PORT_NAME.into()),
+                name: Some(HTTP_PORT_NAME.into()),
                 port: SERVICE_PORT,
-                target_port: Some(IntOrString::String(PORT_NAME.into())),
+                target_port: Some(IntOrString::String(HTTP_PORT_NAME.into())),
                 protocol: Some("TCP".into()),
                 ..ServicePort::default()
             }]),

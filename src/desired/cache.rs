@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::meta::{Component, Parent};
+use super::meta::{Component, POD_NAME_LABEL, Parent};
 use super::pod::plain;
 use super::pod::{place, pod_name_env, restricted_container, restricted_pod, spread_affinity, tcp_probe};
 use super::storage::claim_template;
@@ -51,16 +51,16 @@ pub fn port(backend: CacheBackend) -> i32 {
 pub fn hosts(parent: &Parent, spec: &CacheSpec) -> Vec<String> {
     let port = port(spec.backend);
     match spec.backend {
-        CacheBackend::Memcached => (0..spec.replicas)
-            .map(|i| {
-                format!(
-                    "{}:{port}",
-                    parent.pod_host(&format!("{}-{i}", names::cache(parent.name)), &names::cache_headless(parent.name))
-                )
-            })
-            .collect(),
+        CacheBackend::Memcached => {
+            (0..spec.replicas).map(|i| format!("{}:{port}", cache_pod_host(parent, i))).collect()
+        }
         CacheBackend::Redis => vec![format!("{}:{port}", parent.service_host(&names::cache(parent.name)))],
     }
+}
+
+/// The stable DNS name of cache pod `ordinal`.
+fn cache_pod_host(parent: &Parent, ordinal: i32) -> String {
+    parent.pod_host(&names::cache_pod(parent.name, ordinal), &names::cache_headless(parent.name))
 }
 
 /// One URL for the cache. memcached with several nodes uses the multi-host form
@@ -121,7 +121,7 @@ fn headless_service(parent: &Parent, spec: &CacheSpec) -> Child {
 fn redis_primary_service(parent: &Parent) -> Child {
     let spec = parent.spec.cache.as_ref();
     let mut selector = parent.selector_labels(Component::Cache);
-    selector.insert("statefulset.kubernetes.io/pod-name".into(), format!("{}-0", names::cache(parent.name)));
+    selector.insert(POD_NAME_LABEL.into(), names::cache_pod(parent.name, 0));
     Service {
         metadata: parent.meta(names::cache(parent.name), Component::Cache, "redis"),
         spec: Some(ServiceSpec {
@@ -196,12 +196,9 @@ fn container(parent: &Parent, spec: &CacheSpec) -> Container {
 
 fn redis_env(parent: &Parent) -> Vec<EnvVar> {
     vec![
-        plain("REDIS_PRIMARY_POD", &format!("{}-0", names::cache(parent.name))),
-        plain(
-            "REDIS_PRIMARY_HOST",
-            &parent.pod_host(&format!("{}-0", names::cache(parent.name)), &names::cache_headless(parent.name)),
-        ),
-        plain("REDIS_PORT", "6379"),
+        plain("REDIS_PRIMARY_POD", &names::cache_pod(parent.name, 0)),
+        plain("REDIS_PRIMARY_HOST", &cache_pod_host(parent, 0)),
+        plain("REDIS_PORT", &port(CacheBackend::Redis).to_string()),
         plain("REDIS_CONFIG_DIR", REDIS_CONFIG_DIR),
         plain("REDIS_DATA_DIR", "/data"),
         pod_name_env("REDIS_POD_NAME"),

@@ -33,6 +33,9 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Both ends, write first.
+    pub const ALL: [Endpoint; 2] = [Endpoint::Write, Endpoint::Read];
+
     /// Prefix of the Secret keys and environment variables of this endpoint.
     pub fn key_prefix(self) -> &'static str {
         match self {
@@ -42,8 +45,46 @@ impl Endpoint {
     }
 }
 
-/// The parts of a DSN, each a key in the generated Secret (`<endpoint>-<part>`).
-pub const DSN_PARTS: [&str; 6] = ["url", "host", "port", "name", "user", "password"];
+/// The parts of a DSN, each a key in the generated Secret ([`dsn_key`]) and a
+/// `WEBCLUSTER_DB_<ENDPOINT>_<PART>` variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DsnPart {
+    /// The whole DSN.
+    Url,
+    /// Host name.
+    Host,
+    /// Port.
+    Port,
+    /// Database name.
+    Name,
+    /// User.
+    User,
+    /// Password.
+    Password,
+}
+
+impl DsnPart {
+    /// Every part, in contract order.
+    pub const ALL: [DsnPart; 6] =
+        [DsnPart::Url, DsnPart::Host, DsnPart::Port, DsnPart::Name, DsnPart::User, DsnPart::Password];
+
+    /// The part's name in Secret keys and variable names.
+    pub fn name(self) -> &'static str {
+        match self {
+            DsnPart::Url => "url",
+            DsnPart::Host => "host",
+            DsnPart::Port => "port",
+            DsnPart::Name => "name",
+            DsnPart::User => "user",
+            DsnPart::Password => "password",
+        }
+    }
+}
+
+/// The generated Secret's key of one part of one endpoint's DSN: `<endpoint>-<part>`.
+pub fn dsn_key(endpoint: Endpoint, part: DsnPart) -> String {
+    format!("{}-{}", endpoint.key_prefix(), part.name())
+}
 
 /// Keys whose values the controller generates once: database passwords (managed
 /// database only) and the shared secrets.
@@ -81,7 +122,7 @@ pub fn secret(parent: &Parent, plan: &Plan) -> Option<Child> {
 fn dsn_entries(parent: &Parent, plan: &Plan) -> BTreeMap<String, String> {
     let Some(db) = &parent.spec.database else { return BTreeMap::new() };
     let mut entries = BTreeMap::new();
-    for endpoint in [Endpoint::Write, Endpoint::Read] {
+    for endpoint in Endpoint::ALL {
         let (url, dsn) = match (&db.managed, &plan.external_db) {
             (Some(managed), _) => {
                 let service = match endpoint {
@@ -107,16 +148,7 @@ fn dsn_entries(parent: &Parent, plan: &Plan) -> BTreeMap<String, String> {
             }
             (None, None) => continue,
         };
-        let prefix = endpoint.key_prefix();
-        let parts = [
-            ("url", url),
-            ("host", dsn.host),
-            ("port", dsn.port),
-            ("name", dsn.name),
-            ("user", dsn.user),
-            ("password", dsn.password),
-        ];
-        entries.extend(parts.into_iter().map(|(part, value)| (format!("{prefix}-{part}"), value)));
+        entries.extend(DsnPart::ALL.map(|part| (dsn_key(endpoint, part), dsn.part(part, &url))));
     }
     entries
 }
@@ -152,6 +184,18 @@ impl Dsn {
             user: url.username().to_string(),
             password: url.password().unwrap_or_default().to_string(),
         })
+    }
+
+    /// One part's value; `url` is the whole DSN.
+    fn part(&self, part: DsnPart, url: &str) -> String {
+        match part {
+            DsnPart::Url => url.to_string(),
+            DsnPart::Host => self.host.clone(),
+            DsnPart::Port => self.port.clone(),
+            DsnPart::Name => self.name.clone(),
+            DsnPart::User => self.user.clone(),
+            DsnPart::Password => self.password.clone(),
+        }
     }
 
     fn url(&self) -> String {

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD};
-use super::meta::{Component, Parent};
+use super::meta::{Component, POD_NAME_LABEL, Parent};
 use super::pod::{from_secret, place, plain};
 use super::pod::{pod_name_env, restricted_container, restricted_pod, spread_affinity, tcp_probe};
 use super::storage::{claim_retention, claim_template};
@@ -114,14 +114,9 @@ pub fn objects(parent: &Parent) -> Vec<Child> {
     ]
 }
 
-/// Name of the primary pod: ordinal 0.
-pub fn primary_pod(cluster: &str) -> String {
-    format!("{}-0", names::database(cluster))
-}
-
 fn primary_selector(parent: &Parent) -> BTreeMap<String, String> {
     let mut selector = parent.selector_labels(Component::Database);
-    selector.insert("statefulset.kubernetes.io/pod-name".into(), primary_pod(parent.name));
+    selector.insert(POD_NAME_LABEL.into(), names::database_primary(parent.name));
     selector
 }
 
@@ -164,7 +159,7 @@ fn script_env(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase
     let secret = names::credentials(parent.name);
     vec![
         pod_name_env("DB_POD_NAME"),
-        plain("DB_PRIMARY_POD", &primary_pod(parent.name)),
+        plain("DB_PRIMARY_POD", &names::database_primary(parent.name)),
         plain("DB_PRIMARY_HOST", &parent.service_host(&names::database_write(parent.name))),
         plain("DB_PORT", &port(engine).to_string()),
         plain("DB_DATA_DIR", data_dir(engine)),
@@ -187,7 +182,7 @@ fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase)
     // A new replica copies the primary's data before it listens: allow an hour.
     startup.failure_threshold = Some(360);
     Container {
-        name: "database".into(),
+        name: names::DATABASE_CONTAINER.into(),
         image: Some(managed.image.clone().unwrap_or_else(|| default_image(engine).into())),
         command: Some(script("start.sh")),
         env: Some(script_env(parent, engine, managed)),
@@ -237,7 +232,7 @@ fn stateful_set(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDataba
     StatefulSet {
         metadata: parent.meta(names::database(parent.name), Component::Database, software),
         spec: StatefulSetSpec {
-            replicas: Some(1 + managed.replicas),
+            replicas: Some(managed.pods()),
             service_name: Some(names::database_headless(parent.name)),
             selector: parent.selector(Component::Database),
             // The primary (pod 0) first: replicas copy from it.

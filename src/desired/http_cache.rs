@@ -4,13 +4,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, PodSpec, PodTemplateSpec, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, PodSpec, PodTemplateSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::app::SERVICE_PORT;
+use super::app::{HTTP_PORT_NAME, SERVICE_PORT, http_service};
 use super::meta::{Component, Parent};
 use super::pod::{place, restricted_container, restricted_pod, spread_affinity, tcp_probe};
 use super::{Child, names};
@@ -72,7 +70,7 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
             .to_vec(),
         ),
         ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
+            name: Some(HTTP_PORT_NAME.into()),
             container_port: VARNISH_PORT,
             ..ContainerPort::default()
         }]),
@@ -131,20 +129,5 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
 }
 
 fn service(parent: &Parent) -> Child {
-    Service {
-        metadata: parent.meta(names::http_cache(parent.name), Component::HttpCache, "varnish"),
-        spec: Some(ServiceSpec {
-            selector: Some(parent.selector_labels(Component::HttpCache)),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: SERVICE_PORT,
-                target_port: Some(IntOrString::String("http".into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    }
-    .into()
+    http_service(parent, names::http_cache(parent.name), Component::HttpCache, "varnish")
 }

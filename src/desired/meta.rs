@@ -21,6 +21,8 @@ pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// The operator's name as manager and field manager.
 pub const MANAGER: &str = "webcluster-operator";
+/// The label the StatefulSet controller puts on each pod: its name.
+pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 /// Marks objects holding data (kept under `deletionPolicy: Retain`, never pruned).
 pub const DATA_LABEL: &str = "webcluster.io/data";
 
@@ -64,6 +66,29 @@ impl Component {
     }
 }
 
+/// Labels that select the pods of `component` of the WebCluster `cluster`.
+pub fn selector_labels(cluster: &str, component: Component) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (INSTANCE_LABEL.to_string(), cluster.to_string()),
+        (COMPONENT_LABEL.to_string(), component.as_str().to_string()),
+    ])
+}
+
+/// [`selector_labels`] as a label selector string (`key=value,...`), as the scale subresource reports it.
+pub fn selector_string(cluster: &str, component: Component) -> String {
+    let labels = selector_labels(cluster, component);
+    labels.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(",")
+}
+
+/// The selector of every object the operator manages; with a component, of that component's objects only.
+pub fn managed_selector(component: Option<Component>) -> String {
+    let managed = format!("{MANAGED_BY_LABEL}={MANAGER}");
+    match component {
+        Some(component) => format!("{managed},{COMPONENT_LABEL}={}", component.as_str()),
+        None => managed,
+    }
+}
+
 /// What every component builder needs: the spec and the identity of the WebCluster.
 pub struct Parent<'a> {
     /// The WebCluster's spec.
@@ -93,10 +118,7 @@ impl<'a> Parent<'a> {
 
     /// Labels that select a component's pods: stable for the object's life.
     pub fn selector_labels(&self, component: Component) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (INSTANCE_LABEL.to_string(), self.name.to_string()),
-            (COMPONENT_LABEL.to_string(), component.as_str().to_string()),
-        ])
+        selector_labels(self.name, component)
     }
 
     /// A label selector matching [`Parent::selector_labels`].

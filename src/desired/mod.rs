@@ -23,7 +23,7 @@ pub use app::HOLD_ANNOTATION;
 pub use cache::backend_name as cache_backend_name;
 pub use child::Child;
 pub use database::engine_name;
-pub use database::{ROLE_LABEL, ROLE_REPLICA, primary_pod};
+pub use database::{ROLE_LABEL, ROLE_REPLICA};
 
 use crate::api::WebCluster;
 pub use meta::Parent;

@@ -1,11 +1,23 @@
-//! Deterministic names of every child object. All fit 63 characters for
-//! WebCluster names up to `api::MAX_NAME_LENGTH`.
+//! Deterministic names of every child object, of the pods of the StatefulSets
+//! and of the containers the controller reads. All fit 63 characters for
+//! WebCluster names up to `api::MAX_NAME_LENGTH`. The builder and the
+//! controller both name things through this module only.
 
 use sha2::{Digest, Sha256};
 
 /// The app Deployment and Service.
 pub fn app(cluster: &str) -> String {
     format!("{cluster}-app")
+}
+
+/// The container of app, migration and cron pods (the controller reads its image).
+pub const APP_CONTAINER: &str = "app";
+/// The container of database pods.
+pub const DATABASE_CONTAINER: &str = "database";
+
+/// Pod `ordinal` of the StatefulSet `set`.
+fn stateful_pod(set: &str, ordinal: i32) -> String {
+    format!("{set}-{ordinal}")
 }
 
 /// The cache StatefulSet (and the redis primary's Service).
@@ -23,9 +35,24 @@ pub fn cache_config(cluster: &str) -> String {
     format!("{cluster}-cache-config")
 }
 
+/// Cache pod `ordinal`; redis's primary is ordinal 0.
+pub fn cache_pod(cluster: &str, ordinal: i32) -> String {
+    stateful_pod(&cache(cluster), ordinal)
+}
+
 /// The database StatefulSet.
 pub fn database(cluster: &str) -> String {
     format!("{cluster}-db")
+}
+
+/// Database pod `ordinal`.
+pub fn database_pod(cluster: &str, ordinal: i32) -> String {
+    stateful_pod(&database(cluster), ordinal)
+}
+
+/// The database primary: ordinal 0.
+pub fn database_primary(cluster: &str) -> String {
+    database_pod(cluster, 0)
 }
 
 /// The read-write database Service (the primary).

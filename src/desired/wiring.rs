@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::EnvVar;
 
-use super::credentials::{DSN_PARTS, Endpoint, SHARED_PREFIX};
+use super::credentials::{DsnPart, Endpoint, SHARED_PREFIX, dsn_key};
 use super::meta::Parent;
 use super::pod::{from_secret, plain};
 use super::{cache, http_cache, names, storage};
@@ -14,11 +14,10 @@ pub fn contract_env(parent: &Parent) -> Vec<EnvVar> {
     let mut env = Vec::new();
     if let Some(db) = &parent.spec.database {
         env.push(plain("WEBCLUSTER_DB_ENGINE", super::database::engine_name(db.engine)));
-        for endpoint in [Endpoint::Write, Endpoint::Read] {
-            for part in DSN_PARTS {
-                let prefix = endpoint.key_prefix();
-                let var = format!("WEBCLUSTER_DB_{}_{}", prefix.to_uppercase(), part.to_uppercase());
-                env.push(from_secret(&var, &names::credentials(parent.name), &format!("{prefix}-{part}")));
+        for endpoint in Endpoint::ALL {
+            for part in DsnPart::ALL {
+                let var = format!("WEBCLUSTER_DB_{}_{}", endpoint.key_prefix(), part.name()).to_uppercase();
+                env.push(from_secret(&var, &names::credentials(parent.name), &dsn_key(endpoint, part)));
             }
         }
     }

@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::{
 
 use super::meta::Parent;
 use super::pod::{non_empty, place, restricted_container, restricted_pod};
-use super::storage;
 use super::wiring::contract_env;
+use super::{names, storage};
 
 /// Name of the shared files volume in pod specs.
 const FILES_VOLUME: &str = "files";
@@ -21,7 +21,7 @@ pub fn workload_container(parent: &Parent, image: &str, command: Option<Vec<Stri
     env.extend(app.env.iter().cloned());
     let args = if command.is_some() { None } else { app.args.clone() };
     Container {
-        name: "app".into(),
+        name: names::APP_CONTAINER.into(),
         image: Some(image.into()),
         command: command.or_else(|| app.command.clone()),
         args,
