@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use webcluster::api::WebCluster;
 
-use super::wait::{READY_TIMEOUT, wait_for_object};
+use super::wait::{READY_TIMEOUT, watch_until};
 
 /// The condition `type_` of `cluster`, if its status has one.
 pub fn condition<'a>(cluster: &'a WebCluster, type_: &str) -> Option<&'a Condition> {
@@ -40,7 +40,10 @@ pub async fn wait_condition(
     check: impl Fn(&Condition) -> bool + Send + 'static,
 ) -> WebCluster {
     let what = format!("{what} on WebCluster {name}");
-    wait_for_object(api, name, &what, timeout, move |cluster| condition(cluster, type_).is_some_and(&check)).await
+    match watch_until(api, name, &what, timeout, move |cluster| condition(cluster, type_).is_some_and(&check)).await {
+        Ok(cluster) => cluster,
+        Err(e) => panic!("{e}; {type_} is {}", describe(current(api, name, type_).await.as_ref())),
+    }
 }
 
 /// Watches WebCluster `name` until its condition `type_` has `status`.

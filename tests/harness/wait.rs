@@ -88,7 +88,27 @@ pub fn wait_until(timeout: Duration, every: Duration, mut check: impl FnMut() ->
 }
 
 /// Watches object `name` until it exists and `condition` holds for it, and
-/// returns it; panics naming `what` when `timeout` passes first.
+/// returns it; `Err` naming `what` when `timeout` passes first.
+pub async fn watch_until<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    condition: impl Fn(&K) -> bool + Send + 'static,
+) -> Result<K, String>
+where
+    K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
+{
+    let watch = await_condition(api.clone(), name, move |object: Option<&K>| object.is_some_and(&condition));
+    match tokio::time::timeout(timeout, watch).await {
+        Ok(Ok(Some(object))) => Ok(object),
+        Ok(Ok(None)) => Err(format!("{name} is gone while waiting for {what}")),
+        Ok(Err(e)) => Err(format!("watching {name} while waiting for {what}: {e}")),
+        Err(_) => Err(format!("timed out after {timeout:?} waiting for {what}")),
+    }
+}
+
+/// [`watch_until`], panicking when `timeout` passes first.
 pub async fn wait_for_object<K>(
     api: &Api<K>,
     name: &str,
@@ -99,13 +119,7 @@ pub async fn wait_for_object<K>(
 where
     K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
 {
-    let watch = await_condition(api.clone(), name, move |object: Option<&K>| object.is_some_and(&condition));
-    match tokio::time::timeout(timeout, watch).await {
-        Ok(Ok(Some(object))) => object,
-        Ok(Ok(None)) => panic!("{name} is gone while waiting for {what}"),
-        Ok(Err(e)) => panic!("watching {name} while waiting for {what}: {e}"),
-        Err(_) => panic!("timed out after {timeout:?} waiting for {what}"),
-    }
+    watch_until(api, name, what, timeout, condition).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Watches object `name` (of `uid`) until it is gone; panics naming `what`
