@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use webcluster::controller::leader::{LeaseSettings, run_as_leader};
+use webcluster::controller::runtime::leader::{LeaseSettings, run_as_leader};
 use webcluster::controller::{self, Metrics, Settings};
 use webcluster::render;
 
@@ -135,7 +135,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             debounce: Duration::from_millis(args.debounce_ms),
             status_interval: Duration::from_secs(args.status_interval_seconds),
         };
-        let server = tokio::spawn(controller::server::serve(args.metrics_address, metrics.clone()));
+        let server = tokio::spawn(controller::runtime::server::serve(args.metrics_address, metrics.clone()));
         let result = if args.leader_election {
             let lease = LeaseSettings {
                 name: args.lease_name.clone(),

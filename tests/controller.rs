@@ -65,7 +65,7 @@ impl Operator {
     /// and Events are sent).
     async fn wait_quiet(&self) {
         wait_for("no reconcile in flight", SETUP_TIMEOUT, || {
-            let quiet = self.metrics.queue_depth.get() == 0;
+            let quiet = self.metrics.reconciles_in_flight.get() == 0;
             async move { quiet }
         })
         .await;

@@ -10,8 +10,8 @@ use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::caches::{CacheOf, Cached, ChildCaches, Packed};
-use super::error::Error;
+use super::error::ApiError;
+use super::runtime::cache::{CacheOf, Cached, ChildCaches, Packed};
 use crate::api::{SecretKeyRef, WebCluster};
 use crate::desired::credentials::generated_keys;
 use crate::desired::{ExternalUrls, names};
@@ -47,8 +47,8 @@ pub async fn snapshot(
     caches: &ChildCaches,
     cluster: &WebCluster,
     namespace: &str,
-) -> Result<Snapshot, Error> {
-    let name = cluster.metadata.name.as_deref().ok_or(Error::MissingMetadata("name"))?;
+    name: &str,
+) -> Result<Snapshot, ApiError> {
     let spec = &cluster.spec;
     let managed_db = spec.database.as_ref().is_some_and(|db| db.managed.is_some());
     let (generated, storage, external_db) = futures::try_join!(
@@ -99,7 +99,7 @@ async fn generated(
     cluster: &WebCluster,
     namespace: &str,
     name: &str,
-) -> Result<Option<BTreeMap<String, String>>, Error> {
+) -> Result<Option<BTreeMap<String, String>>, ApiError> {
     let secret_name = names::credentials(name);
     let from_cache = cached::<Secret>(caches, namespace, &secret_name).map(secret_strings);
     let keys = generated_keys(&cluster.spec);
@@ -116,7 +116,7 @@ async fn storage(
     cluster: &WebCluster,
     namespace: &str,
     name: &str,
-) -> Result<(Option<PersistentVolumeClaim>, Option<bool>), Error> {
+) -> Result<(Option<PersistentVolumeClaim>, Option<bool>), ApiError> {
     let Some(storage) = &cluster.spec.storage else { return Ok((None, None)) };
     let claim = match storage.volume.as_ref().map(|v| &v.existing_claim) {
         // The user's own claim is not in the operator's caches.
@@ -135,7 +135,7 @@ async fn external(
     client: &Client,
     cluster: &WebCluster,
     namespace: &str,
-) -> Result<Option<Result<ExternalUrls, String>>, Error> {
+) -> Result<Option<Result<ExternalUrls, String>>, ApiError> {
     let Some(external) = cluster.spec.database.as_ref().and_then(|db| db.external.as_ref()) else { return Ok(None) };
     let urls =
         external_urls(client, namespace, &external.write_url_secret_ref, external.read_url_secret_ref.as_ref()).await?;
@@ -143,7 +143,7 @@ async fn external(
 }
 
 /// GET one object; `None` when it does not exist.
-pub async fn get<K>(client: &Client, namespace: &str, name: &str) -> Result<Option<K>, Error>
+pub async fn get<K>(client: &Client, namespace: &str, name: &str) -> Result<Option<K>, ApiError>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -153,7 +153,7 @@ where
     Api::<K>::namespaced(client.clone(), namespace)
         .get_opt(name)
         .await
-        .map_err(|e| Error::api("get", &K::kind(&()), namespace, name, e))
+        .map_err(|e| ApiError::new("get", &K::kind(&()), namespace, name, e))
 }
 
 fn secret_strings(secret: Secret) -> BTreeMap<String, String> {
@@ -170,7 +170,7 @@ async fn external_urls(
     namespace: &str,
     write: &SecretKeyRef,
     read: Option<&SecretKeyRef>,
-) -> Result<Result<ExternalUrls, String>, Error> {
+) -> Result<Result<ExternalUrls, String>, ApiError> {
     let write_url = match secret_value(client, namespace, write).await? {
         Ok(url) => url,
         Err(message) => return Ok(Err(message)),
@@ -189,7 +189,7 @@ async fn secret_value(
     client: &Client,
     namespace: &str,
     reference: &SecretKeyRef,
-) -> Result<Result<String, String>, Error> {
+) -> Result<Result<String, String>, ApiError> {
     let Some(secret) = get::<Secret>(client, namespace, &reference.name).await? else {
         return Ok(Err(format!("Secret {} not found (spec.database.external)", reference.name)));
     };

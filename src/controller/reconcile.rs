@@ -1,20 +1,70 @@
-//! One reconcile of one WebCluster: observe, build, apply, prune, report.
+//! The driver: one reconcile of one WebCluster runs observe → plan → desired
+//! children → apply → prune → report, and retries with backoff on failure.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
-use serde_json::json;
+use kube::{Client, ResourceExt};
 
+use super::Settings;
+use super::apply::{Applier, roles};
 use super::error::Error;
-use super::pacing::ClusterKey;
-use super::status::{StatusInput, compute, urgent};
-use super::{Context, events, observe, rollout, secrets};
+use super::prune::Pruner;
+use super::report::Reporter;
+use super::runtime::cache::ChildCaches;
+use super::runtime::metrics::Metrics;
+use super::runtime::pacing::ClusterKey;
+use super::{observe, plan};
 use crate::api::WebCluster;
 use crate::desired;
+
+/// Shared state of the reconciles: the caches and what each step keeps.
+pub struct Context {
+    client: Client,
+    settings: Settings,
+    caches: ChildCaches,
+    applier: Applier,
+    pruner: Pruner,
+    reporter: Reporter,
+    metrics: Arc<Metrics>,
+    /// Consecutive failures per WebCluster, for the backoff.
+    failures: Mutex<HashMap<ClusterKey, u32>>,
+}
+
+impl Context {
+    /// The state of a controller that has not reconciled anything yet.
+    pub fn new(client: Client, settings: Settings, caches: ChildCaches, metrics: Arc<Metrics>) -> Self {
+        Self {
+            applier: Applier::new(client.clone(), metrics.clone()),
+            pruner: Pruner::new(client.clone(), metrics.clone()),
+            reporter: Reporter::new(client.clone(), settings.status_interval),
+            client,
+            settings,
+            caches,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets a deleted WebCluster.
+    pub fn forget(&self, cluster: &WebCluster) {
+        if let Some(uid) = cluster.uid() {
+            self.applier.forget(&uid);
+            self.pruner.forget(&uid);
+        }
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&key(cluster));
+        }
+    }
+
+    /// Forgets every WebCluster but `live` (the uids a full list returned).
+    pub fn retain(&self, live: &HashSet<String>) {
+        self.applier.retain(live);
+        self.pruner.retain(live);
+    }
+}
 
 /// Reconciles one WebCluster and records the outcome in the metrics.
 pub async fn reconcile(cluster: Arc<WebCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -23,9 +73,9 @@ pub async fn reconcile(cluster: Arc<WebCluster>, ctx: Arc<Context>) -> Result<Ac
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let started = Instant::now();
-    ctx.metrics.queue_depth.inc();
+    ctx.metrics.reconciles_in_flight.inc();
     let result = reconcile_cluster(&cluster, &ctx).await;
-    ctx.metrics.queue_depth.dec();
+    ctx.metrics.reconciles_in_flight.dec();
     ctx.metrics.reconciled(result.is_ok(), started.elapsed().as_secs_f64());
     if result.is_ok()
         && let Ok(mut failures) = ctx.failures.lock()
@@ -48,15 +98,17 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     let name = cluster.metadata.name.as_deref().ok_or(Error::MissingMetadata("name"))?;
     let uid = cluster.metadata.uid.as_deref().ok_or(Error::MissingMetadata("uid"))?;
 
-    let snapshot = observe::snapshot(&ctx.client, &ctx.caches, cluster, namespace).await?;
-    let generated = secrets::complete(cluster, snapshot.generated.as_ref());
-    let plan = rollout::plan(cluster, &snapshot, generated);
-    let children = desired::children(cluster, &plan)?;
-    let outcome = ctx.applier.apply(&ctx.caches, &children, namespace).await?;
-    ctx.applier.prune(&ctx.caches, &children, namespace, uid).await?;
+    let snapshot =
+        observe::snapshot(&ctx.client, &ctx.caches, cluster, namespace, name).await.map_err(Error::Observe)?;
+    let planned = plan::plan(cluster, &snapshot);
+    let children = desired::children(cluster, &planned.plan)?;
+    let outcome = ctx.applier.apply(&ctx.caches, &children, namespace, uid).await.map_err(Error::Apply)?;
     if let Some(managed) = cluster.spec.database.as_ref().and_then(|db| db.managed.as_ref()) {
-        ctx.applier.label_database_replicas(&ctx.caches, namespace, name, managed.replicas).await?;
+        roles::label_database_replicas(&ctx.client, &ctx.caches, namespace, name, managed.replicas)
+            .await
+            .map_err(Error::Apply)?;
     }
+    ctx.pruner.prune(&ctx.caches, &children, namespace, uid).await.map_err(Error::Prune)?;
     if outcome.applied > 0 {
         tracing::info!(namespace, name, applied = outcome.applied, unchanged = outcome.unchanged, "applied children");
     }
@@ -68,34 +120,19 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
         // rewritten at once: their creation triggers the next reconcile, which reports.
         return Ok(Action::requeue(ctx.settings.resync));
     }
-
-    let input = StatusInput {
-        cluster,
-        snapshot: &snapshot,
-        rejections: &outcome.rejections,
-        now: Time(k8s_openapi::jiff::Timestamp::now()),
-    };
-    let status = compute(&input);
-    if cluster.status.as_ref() != Some(&status) {
-        let key = key(cluster);
-        if !urgent(cluster.status.as_ref(), &status)
-            && let Some(wait) = ctx.status_pacer.wait(&key, Instant::now())
-        {
-            // The next reconcile writes the figures as they are then.
-            return Ok(Action::requeue(wait));
-        }
-        let before = cluster.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-        let api: Api<WebCluster> = Api::namespaced(ctx.client.clone(), namespace);
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": status })))
-            .await
-            .map_err(|e| Error::api("update status of", "WebCluster", namespace, name, e))?;
-        ctx.status_pacer.wrote(key, Instant::now());
-        events::publish(&ctx.recorder, cluster, events::transitions(&before, &status.conditions)).await;
-    }
-    Ok(Action::requeue(ctx.settings.resync))
+    let paced = ctx
+        .reporter
+        .report(cluster, &key(cluster), &snapshot, &planned.rollout, &outcome.rejections)
+        .await
+        .map_err(Error::Report)?;
+    // A paced status is written by the next reconcile, with the figures as they are then.
+    Ok(Action::requeue(paced.unwrap_or(ctx.settings.resync)))
 }
 
-/// Retries with exponential backoff (1 s doubling to 5 min) and ±20 % jitter.
+/// Longest wait between two attempts of a failing WebCluster.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Retries with exponential backoff and ±20 % jitter.
 pub fn error_policy(cluster: Arc<WebCluster>, error: &Error, ctx: Arc<Context>) -> Action {
     let attempt = match ctx.failures.lock() {
         Ok(mut failures) => {
@@ -105,9 +142,26 @@ pub fn error_policy(cluster: Arc<WebCluster>, error: &Error, ctx: Arc<Context>) 
         }
         Err(_) => 1,
     };
-    let base = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(8)).min(Duration::from_secs(300));
     let jitter = 0.8 + rand::random::<f64>() * 0.4;
-    let delay = base.mul_f64(jitter);
+    let delay = backoff(attempt).mul_f64(jitter);
     tracing::warn!(cluster = %cluster.name_any(), %error, attempt, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// The wait before attempt `attempt + 1`: 1 s doubling per failure, at most [`MAX_BACKOFF`] (5 min).
+fn backoff(attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(16);
+    Duration::from_secs(1u64 << doublings).min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_up_to_five_minutes() {
+        let waits: Vec<u64> = (1..=11).map(|attempt| backoff(attempt).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
 }

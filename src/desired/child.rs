@@ -31,11 +31,6 @@ macro_rules! child_kinds {
                 match self { $(Child::$kind(_) => <$kind as k8s_openapi::Resource>::KIND,)* }
             }
 
-            /// The object's apiVersion, for example `apps/v1`.
-            pub fn api_version(&self) -> &'static str {
-                match self { $(Child::$kind(_) => <$kind as k8s_openapi::Resource>::API_VERSION,)* }
-            }
-
             /// The object's API coordinates, for dynamic API calls.
             pub fn api_resource(&self) -> kube::core::ApiResource {
                 match self { $(Child::$kind(_) => kube::core::ApiResource::erase::<$kind>(&()),)* }

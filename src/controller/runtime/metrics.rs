@@ -1,8 +1,9 @@
 //! Prometheus metrics of the operator: API requests by kind of verb, reconciles
-//! by result, reconcile duration, objects applied per kind, leadership.
+//! by result, reconcile duration, objects applied per kind, leadership, and
+//! whether the caches are synced (which `/readyz` reports).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -42,10 +43,13 @@ pub struct Metrics {
     deleted: Family<KindLabels, Counter>,
     /// 1 while this process holds the leader lease.
     pub leader: Gauge,
-    /// WebClusters queued or being reconciled.
-    pub queue_depth: Gauge,
+    /// Reconciles running now.
+    pub reconciles_in_flight: Gauge,
+    /// 1 while the controller runs and every watch cache holds its first full list.
+    pub caches_synced: Gauge,
+    /// A follower waiting for the leader lease (it reconciles nothing, by design).
+    standby: AtomicBool,
     writes_total: AtomicU64,
-    reads_total: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -57,14 +61,20 @@ impl Default for Metrics {
         let applied = Family::<KindLabels, Counter>::default();
         let deleted = Family::<KindLabels, Counter>::default();
         let leader = Gauge::default();
-        let queue_depth = Gauge::default();
+        let reconciles_in_flight = Gauge::default();
+        let caches_synced = Gauge::default();
         registry.register("api_requests", "Kubernetes API requests sent, by verb class", requests.clone());
         registry.register("reconciles", "Reconciles of WebClusters, by result", reconciles.clone());
         registry.register("reconcile_duration_seconds", "Time one reconcile takes", reconcile_seconds.clone());
         registry.register("objects_applied", "Child objects applied with server-side apply, by kind", applied.clone());
         registry.register("objects_deleted", "Child objects pruned, by kind", deleted.clone());
         registry.register("leader", "1 while this process is the leader", leader.clone());
-        registry.register("queue_depth", "WebClusters waiting for or in a reconcile", queue_depth.clone());
+        registry.register("reconciles_in_flight", "Reconciles running now", reconciles_in_flight.clone());
+        registry.register(
+            "caches_synced",
+            "1 while the controller runs and its watch caches hold their first full list",
+            caches_synced.clone(),
+        );
         Self {
             registry,
             requests,
@@ -73,9 +83,10 @@ impl Default for Metrics {
             applied,
             deleted,
             leader,
-            queue_depth,
+            reconciles_in_flight,
+            caches_synced,
+            standby: AtomicBool::new(false),
             writes_total: AtomicU64::new(0),
-            reads_total: AtomicU64::new(0),
         }
     }
 }
@@ -91,8 +102,9 @@ impl Metrics {
         let write = !matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
         let verb = if write { "write" } else { "read" };
         self.requests.get_or_create(&RequestLabels { verb: verb.into() }).inc();
-        let total = if write { &self.writes_total } else { &self.reads_total };
-        total.fetch_add(1, Ordering::Relaxed);
+        if write {
+            self.writes_total.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Write requests (POST, PUT, PATCH, DELETE) sent so far.
@@ -100,9 +112,16 @@ impl Metrics {
         self.writes_total.load(Ordering::Relaxed)
     }
 
-    /// Read requests (GET, LIST, WATCH) sent so far.
-    pub fn reads(&self) -> u64 {
-        self.reads_total.load(Ordering::Relaxed)
+    /// Marks this process as a follower waiting for the lease, or not.
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::Relaxed);
+    }
+
+    /// Ready to serve its role: a follower waiting for the lease, or a
+    /// controller whose caches are synced (so it reconciles). A controller
+    /// whose watches fail (a missing permission) never is.
+    pub fn ready(&self) -> bool {
+        self.standby.load(Ordering::Relaxed) || self.caches_synced.get() == 1
     }
 
     /// Records one finished reconcile.
@@ -128,5 +147,21 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_means_synced_caches_or_waiting_for_the_lease() {
+        let metrics = Metrics::default();
+        assert!(!metrics.ready(), "a controller whose caches never sync is not ready");
+        metrics.caches_synced.set(1);
+        assert!(metrics.ready());
+        metrics.caches_synced.set(0);
+        metrics.set_standby(true);
+        assert!(metrics.ready(), "a follower waiting for the lease is ready");
     }
 }

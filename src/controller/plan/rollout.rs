@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 
-use super::observe::Snapshot;
+use super::{Planned, Rollout};
 use crate::api::WebCluster;
+use crate::controller::observe::Snapshot;
 use crate::desired::{ExternalUrls, HOLD_ANNOTATION, Plan, names};
 
 /// Where the migration of `spec.app.image` stands.
@@ -87,9 +88,10 @@ pub fn first_rollout_pending(deployment: Option<&Deployment>) -> bool {
     deployment.is_none_or(|d| d.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(HOLD_ANNOTATION)))
 }
 
-/// What the builder needs to know about the cluster: generated values, DSNs,
-/// the serving image and whether a migration runs.
-pub fn plan(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<String, String>) -> Plan {
+/// The decisions for the builder (generated values, DSNs, the serving image,
+/// whether the first rollout waits and a migration runs) and, for the status,
+/// where the rollout stands.
+pub fn decide(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<String, String>) -> Planned {
     let db_ready = database_ready(cluster, snapshot);
     let phase = migration_phase(cluster, snapshot);
     let image_may_serve = matches!(phase, MigrationPhase::NotConfigured | MigrationPhase::Succeeded);
@@ -99,14 +101,15 @@ pub fn plan(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<Strin
         Some(old) if !first_rollout && !image_may_serve => old,
         _ => cluster.spec.app.image.clone(),
     };
-    Plan {
+    let plan = Plan {
         generated,
         external_db: snapshot.external_db.clone().and_then(Result::ok).or_else(|| placeholder_external(cluster)),
         serving_image,
         hold_first_rollout: first_rollout && !(db_ready && image_may_serve),
         migration_running: phase == MigrationPhase::Running,
         start_migration: db_ready || snapshot.migration_job.is_some(),
-    }
+    };
+    Planned { plan, rollout: Rollout { migration: phase, first_rollout_pending: first_rollout } }
 }
 
 /// Without readable external DSNs the Secret keeps empty values (the status says why).
@@ -161,13 +164,17 @@ mod tests {
         }
     }
 
+    fn plan(cluster: &WebCluster, snapshot: &Snapshot) -> Plan {
+        decide(cluster, snapshot, BTreeMap::new()).plan
+    }
+
     fn plan_of(snapshot: &Snapshot) -> Plan {
-        plan(&cluster(false), snapshot, BTreeMap::new())
+        plan(&cluster(false), snapshot)
     }
 
     #[test]
     fn the_first_rollout_waits_for_the_database() {
-        let observed = plan(&cluster(false), &snapshot(None, false), BTreeMap::new());
+        let observed = plan(&cluster(false), &snapshot(None, false));
         assert!(observed.hold_first_rollout);
         assert_eq!(observed.serving_image, "shop:2");
         let held = snapshot(Some(deployment("shop:2", true)), false);
@@ -187,9 +194,9 @@ mod tests {
 
     #[test]
     fn a_pending_migration_holds_the_first_rollout_and_keeps_the_old_image_later() {
-        let first = plan(&cluster(true), &snapshot(None, true), BTreeMap::new());
+        let first = plan(&cluster(true), &snapshot(None, true));
         assert!(first.hold_first_rollout && first.start_migration);
-        let later = plan(&cluster(true), &snapshot(Some(deployment("shop:1", false)), true), BTreeMap::new());
+        let later = plan(&cluster(true), &snapshot(Some(deployment("shop:1", false)), true));
         assert!(!later.hold_first_rollout);
         assert_eq!(later.serving_image, "shop:1", "the old image serves until the migration succeeds");
     }

@@ -8,7 +8,9 @@ use futures::Future;
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 
-use super::{Metrics, Settings, run};
+use super::metrics::Metrics;
+use super::run;
+use crate::controller::Settings;
 
 /// Where the lease lives and who we are.
 #[derive(Clone, Debug)]
@@ -63,6 +65,7 @@ pub async fn run_as_leader(
         .await
         .map_err(lease_error)?;
     let (mut is_leader, watcher) = manager.watch().await;
+    metrics.set_standby(true);
     let mut shutdown = Box::pin(shutdown);
     tracing::info!(lease = %lease.name, identity = %lease.identity, "waiting for the leadership");
     loop {
@@ -75,6 +78,7 @@ pub async fn run_as_leader(
         }
     }
     tracing::info!(lease = %lease.name, "became the leader");
+    metrics.set_standby(false);
     metrics.leader.set(1);
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     let mut leadership = is_leader.clone();

@@ -1,0 +1,69 @@
+//! The report step: the status ([`status`], pure) written at once when it
+//! matters and paced otherwise, and Events on condition transitions ([`events`]).
+
+pub mod conditions;
+mod events;
+pub mod status;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Recorder, Reporter as EventReporter};
+use kube::{Api, Client};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::observe::Snapshot;
+use super::plan::Rollout;
+use super::runtime::pacing::{ClusterKey, StatusPacer};
+use crate::api::WebCluster;
+use crate::desired::meta::MANAGER;
+use status::{StatusInput, compute, urgent};
+
+/// Writes statuses and records Events.
+pub struct Reporter {
+    client: Client,
+    recorder: Recorder,
+    pacer: StatusPacer,
+}
+
+impl Reporter {
+    /// A reporter whose figure-only status writes are at least `status_interval` apart.
+    pub fn new(client: Client, status_interval: Duration) -> Self {
+        let reporter = EventReporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+        Self { recorder: Recorder::new(client.clone(), reporter), client, pacer: StatusPacer::new(status_interval) }
+    }
+
+    /// Computes the status of `cluster` and writes it when it changed, then
+    /// records the Events of its transitions. `Some(wait)` when a figure-only
+    /// change waits for the pacing interval: the next reconcile after `wait` writes it.
+    pub async fn report(
+        &self,
+        cluster: &WebCluster,
+        key: &ClusterKey,
+        snapshot: &Snapshot,
+        rollout: &Rollout,
+        rejections: &[String],
+    ) -> Result<Option<Duration>, ApiError> {
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let computed = compute(&StatusInput { cluster, snapshot, rollout, rejections, now });
+        if cluster.status.as_ref() == Some(&computed.status) {
+            return Ok(None);
+        }
+        if !urgent(cluster.status.as_ref(), &computed.status)
+            && let Some(wait) = self.pacer.wait(key, Instant::now())
+        {
+            return Ok(Some(wait));
+        }
+        let (namespace, name) = key;
+        let api: Api<WebCluster> = Api::namespaced(self.client.clone(), namespace);
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": computed.status })))
+            .await
+            .map_err(|e| ApiError::new("update status of", "WebCluster", namespace, name, e))?;
+        self.pacer.wrote(key.clone(), Instant::now());
+        let before = cluster.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+        events::publish(&self.recorder, cluster, events::transitions(before, &computed.verdicts)).await;
+        Ok(None)
+    }
+}

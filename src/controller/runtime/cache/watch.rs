@@ -1,0 +1,83 @@
+//! Watches that fill the caches and map a changed child to its WebCluster.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt, future};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Api, Client, Resource};
+
+use super::digest::Digest;
+use super::kind::{Entry, KindCache};
+use super::view::Cached;
+use crate::api::WebCluster;
+use crate::desired::meta::INSTANCE_LABEL;
+
+/// A stream of WebClusters to reconcile because a child changed.
+pub type Trigger = Pin<Box<dyn Stream<Item = ObjectRef<WebCluster>> + Send>>;
+
+/// The WebCluster a labelled object belongs to.
+fn owner_of(meta: &ObjectMeta) -> Option<ObjectRef<WebCluster>> {
+    let instance = meta.labels.as_ref()?.get(INSTANCE_LABEL)?;
+    Some(ObjectRef::new(instance).within(meta.namespace.as_deref()?))
+}
+
+fn key_of(meta: &ObjectMeta) -> (String, String) {
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+/// Watches kind `K` into `cache`; yields the owning WebClusters of changes.
+pub fn watch<K: Cached>(
+    client: &Client,
+    namespace: Option<&str>,
+    selector: &str,
+    cache: Arc<KindCache<K::View>>,
+) -> Trigger {
+    let api: Api<K::Watched> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // Keys seen since the last (re)list started.
+    let mut listing: Option<HashSet<(String, String)>> = None;
+    let stream = watcher(api, watcher::Config::default().labels(selector)).default_backoff().map(move |event| {
+        let (object, deleted) = match event {
+            Ok(Event::Apply(object)) => (object, false),
+            Ok(Event::InitApply(object)) => {
+                listing.get_or_insert_default().insert(key_of(object.meta()));
+                (object, false)
+            }
+            Ok(Event::Delete(object)) => (object, true),
+            Ok(Event::Init) => {
+                listing = Some(HashSet::new());
+                return None;
+            }
+            Ok(Event::InitDone) => {
+                cache.retain(&listing.take().unwrap_or_default());
+                return None;
+            }
+            Err(error) => {
+                // The watcher retries with backoff; say why, so a missing permission is visible.
+                tracing::warn!(kind = K::Watched::kind(&()).as_ref(), %error, "watch failed; retrying");
+                return None;
+            }
+        };
+        let (key, owner) = (key_of(object.meta()), owner_of(object.meta()));
+        if deleted {
+            cache.remove(&key);
+        } else {
+            let digest = Digest::of(object.meta());
+            cache.insert(key, Entry { digest, view: K::view(object) });
+        }
+        owner
+    });
+    Box::pin(stream.filter_map(future::ready))
+}
+
+/// Merges the triggers into one stream.
+pub fn merge(triggers: Vec<Trigger>) -> impl Stream<Item = ObjectRef<WebCluster>> + Send {
+    futures::stream::select_all(triggers)
+}
