@@ -8,6 +8,9 @@
 # Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler (built by
 # hack/toolchain.sh) started by `kwokctl --runtime binary`, plus kwok faking 3
 # nodes in 3 zones: pods become Running/Ready, pods owned by Jobs complete.
+# Beside them one real node (hack/node.sh: kubelet, containerd, runc, kube-proxy,
+# CoreDNS), labelled webcluster.io/node=real and tainted
+# webcluster.io/real-node=true:NoSchedule, so only pods that ask run for real.
 # State lives under .cluster/ (ignored by git); the kubeconfig is always
 # .cluster/kubeconfig. Environment:
 #   CLUSTER_PVS_RWO  number of 100Gi ReadWriteOnce PersistentVolumes (default 60)
@@ -16,6 +19,9 @@
 #                    the nodes are created, not to a cluster that already runs)
 #   WEBCLUSTER_CLUSTER_DIR  state folder instead of .cluster/ (a second, independent
 #                    cluster, e.g. to time start-ups without disturbing running tests)
+#   CLUSTER_REAL_NODE  1: start the real node, 0: kwok nodes only (default: 1 for
+#                    .cluster/, 0 for another WEBCLUSTER_CLUSTER_DIR: the node's
+#                    bridge, addresses and API server port exist once per machine)
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,14 +31,20 @@ CLUSTER_DIR="${WEBCLUSTER_CLUSTER_DIR:-$ROOT_DIR/.cluster}"
 KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig"
 READY_MARKER="$CLUSTER_DIR/ready"
 export KWOK_WORKDIR="$CLUSTER_DIR/kwok"
-KWOK_CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER_NAME"
+export KWOK_CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER_NAME"
+if [[ "$(realpath -m "$CLUSTER_DIR")" == "$(realpath -m "$ROOT_DIR/.cluster")" ]]; then
+  REAL_NODE="${CLUSTER_REAL_NODE:-1}"
+else
+  REAL_NODE="${CLUSTER_REAL_NODE:-0}"
+fi
+[[ "$REAL_NODE" == 0 || "$REAL_NODE" == 1 ]] || { echo "CLUSTER_REAL_NODE must be 0 or 1, got '$REAL_NODE'" >&2; exit 2; }
 PVS_RWO="${CLUSTER_PVS_RWO:-60}"
 PVS_RWX="${CLUSTER_PVS_RWX:-20}"
 NODE_PODS="${CLUSTER_NODE_PODS:-1000}"
 [[ "$NODE_PODS" =~ ^[1-9][0-9]*$ ]] || { echo "CLUSTER_NODE_PODS must be a positive integer, got '$NODE_PODS'" >&2; exit 2; }
 ZONES=(a b c)
 START=$SECONDS
-STEPS=7
+STEPS=8
 
 progress() { printf '[cluster %3ds] %s\n' "$((SECONDS - START))" "$*" >&2; }
 die() { progress "ERROR: $*"; exit 1; }
@@ -53,16 +65,24 @@ kwokctl() { "$BIN_DIR/kwokctl" --name "$CLUSTER_NAME" --config "$KWOKCTL_CONFIG"
 
 # kwokctl binds every component to 0.0.0.0 by default (etcd without TLS or
 # auth); keep them on loopback. Also replaces ~/.kwok/kwok.yaml, so a user's
-# personal kwokctl defaults do not leak in.
+# personal kwokctl defaults do not leak in. With the real node: the API server
+# settings it needs and kwok limited to its own nodes (hack/node.sh kwokctl-config).
 write_kwokctl_config() {
-  cat >"$KWOKCTL_CONFIG" <<EOF
+  {
+    cat <<EOF
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   bindAddress: 127.0.0.1
 EOF
-  append_stages >>"$KWOKCTL_CONFIG"
+    if [[ "$REAL_NODE" == 1 ]]; then bash "$HACK_DIR/node.sh" kwokctl-config; fi
+    append_stages
+  } >"$KWOKCTL_CONFIG"
 }
+
+# The ready marker holds the digest of the configuration the cluster was created
+# with: a cluster from another configuration is recreated.
+config_digest() { sha256sum <"$KWOKCTL_CONFIG" | cut -c1-16; }
 
 # kwok's own default stages (any stage in the config replaces them), read from
 # the pinned kwok module, plus the test stages in hack/kwok/.
@@ -113,6 +133,7 @@ all_nodes_ready() { (($(ready_nodes) >= ${#ZONES[@]})); }
 
 healthy() { # [seconds to keep retrying the API checks]
   [[ -f "$READY_MARKER" && -f "$KUBECONFIG_PATH" ]] || return 1
+  [[ "$(<"$READY_MARKER")" == "$(config_digest)" ]] || return 1
   processes_alive || return 1
   # The processes run: give a busy API server (say, a benchmark's) time to
   # answer before `up` declares the cluster broken and recreates it.
@@ -252,6 +273,8 @@ ensure_storage() {
 # One `up`/`down` at a time per checkout (parallel test binaries, make -j).
 lock() {
   mkdir -p "$CLUSTER_DIR"
+  # hack/node.sh takes the same lock unless it runs under this one.
+  export WEBCLUSTER_CLUSTER_LOCKED=1
   exec 9>"$CLUSTER_DIR/cluster.lock"
   if ! flock -n 9; then
     progress "waiting for another hack/cluster.sh in this checkout"
@@ -275,6 +298,20 @@ recycle_released_pvs() {
 
 default_service_account() { kubectl get serviceaccount default -n default; }
 
+# Starts the real node (a no-op when it runs and is healthy).
+real_node_up() {
+  [[ "$REAL_NODE" == 1 ]] || return 0
+  progress "step 8/$STEPS: the real node (hack/node.sh up)"
+  bash "$HACK_DIR/node.sh" up 9>&- || die "hack/node.sh up failed (logs: $CLUSTER_DIR/node/logs/)"
+}
+
+# Stops it and removes its host state (also what a crashed run left). Only for
+# the cluster that owns the node: its bridge and chains exist once per machine.
+real_node_down() {
+  [[ "$REAL_NODE" == 1 ]] || return 0
+  bash "$HACK_DIR/node.sh" down 9>&- || die "hack/node.sh down failed"
+}
+
 up() {
   progress "step 1/$STEPS: toolchain"
   toolchain
@@ -283,10 +320,13 @@ up() {
   if healthy 30; then
     recycle_released_pvs
     ensure_storage
+    real_node_up
     progress "cluster '$CLUSTER_NAME' already running and healthy; nothing to do"
     echo "$KUBECONFIG_PATH"
     return 0
   fi
+  # What a crashed run of the real node left on the host goes first.
+  real_node_down
   if cluster_exists || [[ -d "$KWOK_CLUSTER_DIR" ]]; then
     progress "step 2/$STEPS: removing a stale or unhealthy cluster"
     delete_cluster
@@ -326,7 +366,8 @@ up() {
   progress "step 7/$STEPS: waiting for nodes to be Ready"
   wait_until "${#ZONES[@]} Ready nodes" 60 all_nodes_ready
   wait_until "the default ServiceAccount" 60 default_service_account
-  touch "$READY_MARKER"
+  config_digest >"$READY_MARKER"
+  real_node_up
   progress "cluster '$CLUSTER_NAME' ready; kubeconfig:"
   echo "$KUBECONFIG_PATH"
 }
@@ -335,6 +376,7 @@ down() {
   toolchain
   lock
   progress "stopping cluster '$CLUSTER_NAME'"
+  real_node_down
   delete_cluster
   progress "cluster '$CLUSTER_NAME' stopped"
 }
