@@ -1,5 +1,7 @@
 //! How long building one WebCluster's full object set takes (the Roundcube example).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use webcluster::desired::{self, Plan};
 

@@ -6,6 +6,8 @@
 //! [`controller`] (reconcile: apply, prune, status, events), and [`render`]
 //! (the offline front end of the builder).
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod controller;
 pub mod desired;

@@ -1,5 +1,7 @@
 //! The `webcluster-operator` command: print the CRD, render offline, or run the controller.
 
+#![forbid(unsafe_code)]
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;

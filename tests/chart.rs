@@ -3,6 +3,8 @@
 //! upgrade / uninstall, and the operator binary reaching Ready with nothing but
 //! the chart's ServiceAccount token.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 #[path = "harness/mod.rs"]
 mod harness;
 

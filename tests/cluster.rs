@@ -2,6 +2,8 @@
 //! what the operator needs: nodes in zones, Deployments, StatefulSets with
 //! bound claims, garbage collection, Jobs and CronJobs that complete.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 #[path = "harness/mod.rs"]
 mod harness;
 

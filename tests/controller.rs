@@ -3,6 +3,8 @@
 //! policy, an idle cluster costs no writes, a restart loses nothing.
 //! Each test runs its own operator, scoped to its own namespace.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 #[path = "harness/mod.rs"]
 mod harness;
 

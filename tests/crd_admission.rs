@@ -3,6 +3,8 @@
 //! expected message (which proves the CEL rules and the schema, as offline
 //! tests cannot).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 #[path = "harness/mod.rs"]
 mod harness;
 

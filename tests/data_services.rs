@@ -5,6 +5,8 @@
 //! folders, with the environment the pods get (loopback host, one port per
 //! pod). See hack/apt-packages.txt for the packages; a missing one fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 #[path = "harness/mod.rs"]
 mod harness;
 #[path = "data_services/loopback.rs"]

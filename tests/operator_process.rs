@@ -2,6 +2,8 @@
 //! the leader writes; when it is killed the other takes over within the lease
 //! duration), and a /metrics endpoint a Prometheus parser reads.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 #[path = "harness/mod.rs"]
 mod harness;
 

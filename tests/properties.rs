@@ -1,5 +1,7 @@
 //! Property tests of the builder over generated valid WebClusters.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::PodSpec;

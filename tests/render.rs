@@ -1,5 +1,7 @@
 //! Offline tests of the CRD, `render` and its validation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 #[path = "harness/mod.rs"]
 mod harness;
 

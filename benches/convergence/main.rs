@@ -13,6 +13,8 @@
 //! [`procstat`] (/proc figures), [`goals`], [`markdown`] and [`svg`] (the report).
 //! Scrapes, processes, ports and the CRD come from the shared test harness.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 use std::sync::OnceLock;
 use std::time::Instant;
 
