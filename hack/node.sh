@@ -306,23 +306,30 @@ pod_netns() {
 clean() {
   load_host_state
   local name pid pids=() netns=() ns
-  # The kubelet first, so it does not restart what we stop.
-  for name in kube-proxy kubelet; do
-    pid="$(pid_of "$name")" && stop_pids TERM 10 "$pid"
-  done
-  # Containers: every process in the node's cgroups, then their sandboxes'
-  # network namespaces, then the shims and containerd.
-  pids=()
-  while read -r pid; do [[ -n "$pid" ]] && pids+=("$pid"); done < <(cgroup_pids)
-  stop_pids KILL 10 "${pids[@]}"
+  # The pods' network namespaces, while containerd still knows them.
   if pid="$(pid_of containerd)"; then
     # ctr beside the running containerd (down does not build anything).
     BIN_DIR="$(dirname "$(readlink "/proc/$pid/exe")")"
     while read -r ns; do [[ -n "$ns" ]] && netns+=("$ns"); done < <(pod_netns)
   fi
+  # A folder of network namespaces that only this node used: all of them.
+  if [[ " $CREATED_PATHS " == *" /var/run/netns "* ]]; then
+    for ns in /var/run/netns/cni-*; do [[ -e "$ns" ]] && netns+=("$ns"); done
+  fi
+  # The kubelet first, so it does not restart what we stop.
+  for name in kube-proxy kubelet; do
+    pid="$(pid_of "$name")" && stop_pids TERM 10 "$pid"
+  done
+  # Containers: every process in the node's cgroups, then the shims and
+  # containerd, then the sandboxes' network namespaces.
+  pids=()
+  while read -r pid; do [[ -n "$pid" ]] && pids+=("$pid"); done < <(cgroup_pids)
+  [[ ${#pids[@]} -eq 0 ]] || progress "killing ${#pids[@]} container processes"
+  stop_pids KILL 10 "${pids[@]}"
   pid="$(pid_of containerd)" && stop_pids TERM 10 "$pid"
   pids=()
   while read -r pid; do [[ -n "$pid" ]] && pids+=("$pid"); done < <(shim_pids)
+  [[ ${#pids[@]} -eq 0 ]] || progress "stopping ${#pids[@]} containerd shims"
   stop_pids KILL 5 "${pids[@]}"
   pid="$(pid_of socat)" && stop_pids TERM 5 "$pid"
   for ns in "${netns[@]}"; do
@@ -330,6 +337,7 @@ clean() {
     umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true
     rm -f "$ns"
   done
+  progress "removing ${#netns[@]} pod network namespaces, mounts, cgroups, bridges, iptables chains"
   # Mounts under NODE_DIR (kubelet volumes, sandbox /dev/shm, container rootfs).
   local m
   for m in $(node_mounts); do
@@ -574,20 +582,25 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: coredns, namespace: kube-system}
 data:
-  # Cluster names only: no forward plugin, nothing leaves the machine.
+  # Cluster names only: no forward plugin, nothing leaves the machine; any
+  # other name does not exist.
   Corefile: |
-    .:1053 {
+    cluster.local:1053 in-addr.arpa:1053 ip6.arpa:1053 {
         errors
         health :8080
         ready :8181
         kubernetes cluster.local in-addr.arpa ip6.arpa {
             pods insecure
-            fallthrough in-addr.arpa ip6.arpa
             ttl 30
         }
         cache 30
         reload
         loadbalance
+    }
+    .:1053 {
+        template ANY ANY {
+            rcode NXDOMAIN
+        }
     }
 ---
 apiVersion: apps/v1
