@@ -6,17 +6,15 @@ use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
     ResourceMetricSource,
 };
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    ContainerPort, HTTPGetAction, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TCPSocketAction,
-    TopologySpreadConstraint,
+    ContainerPort, HTTPGetAction, Probe, Service, ServicePort, ServiceSpec, TCPSocketAction, TopologySpreadConstraint,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, Parent};
-use super::workload::{workload_container, workload_pod};
+use super::workload::{run_once, workload_container, workload_template};
 use super::{Child, Plan, names};
 
 /// Service port of the app (and of Varnish in front of it).
@@ -55,10 +53,11 @@ fn deployment(parent: &Parent, image: &str, held: bool) -> Child {
     }]);
     container.readiness_probe = Some(probe(parent, 3));
     container.liveness_probe = Some(probe(parent, 6));
-    let pod = workload_pod(parent, container, "Always", default_spread(parent));
-    let overrides = app.pod.clone().unwrap_or_default();
-    let mut labels = overrides.labels;
-    labels.extend(parent.labels(Component::App, parent.name));
+    let mut template = workload_template(parent, Component::App, container, "Always", default_spread(parent));
+    let annotations = app.pod.as_ref().map(|p| p.annotations.clone()).unwrap_or_default();
+    if let Some(meta) = template.metadata.as_mut() {
+        meta.annotations = (!annotations.is_empty()).then_some(annotations);
+    }
     let mut metadata = parent.meta(name, Component::App, parent.name);
     if held {
         metadata.annotations.get_or_insert_default().insert(HOLD_ANNOTATION.into(), "held".into());
@@ -78,14 +77,7 @@ fn deployment(parent: &Parent, image: &str, held: bool) -> Child {
                 }),
             }),
             revision_history_limit: Some(5),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: (!overrides.annotations.is_empty()).then_some(overrides.annotations),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod),
-            },
+            template,
             ..DeploymentSpec::default()
         },
         ..Deployment::default()
@@ -215,20 +207,10 @@ fn migration_job(parent: &Parent) -> Option<Child> {
     let migration = parent.spec.app.migration.as_ref()?;
     let image = &parent.spec.app.image;
     let container = workload_container(parent, image, Some(migration.command.clone()));
-    let mut labels = parent.spec.app.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
-    labels.extend(parent.labels(Component::Migration, parent.name));
     Some(
         Job {
             metadata: parent.meta(names::migration(parent.name, image), Component::Migration, parent.name),
-            spec: Some(JobSpec {
-                backoff_limit: Some(2),
-                active_deadline_seconds: Some(migration.active_deadline_seconds),
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
-                    spec: Some(workload_pod(parent, container, "Never", Vec::new())),
-                },
-                ..JobSpec::default()
-            }),
+            spec: Some(run_once(parent, Component::Migration, container, 2, migration.active_deadline_seconds)),
             ..Job::default()
         }
         .into(),

@@ -5,16 +5,15 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodTemplateSpec, ResourceRequirements, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, POD_NAME_LABEL, Parent};
-use super::pod::plain;
-use super::pod::{place, pod_name_env, restricted_container, restricted_pod, spread_affinity, tcp_probe};
+use super::pod::{plain, pod_name_env, restricted_container, service_pod, tcp_probe};
 use super::storage::claim_template;
 use super::{Child, names};
 use crate::api::{CacheBackend, CacheSpec};
@@ -265,17 +264,13 @@ fn stateful_set(parent: &Parent, spec: &CacheSpec) -> Child {
                     labels: Some(parent.labels(Component::Cache, software(spec))),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(place(
-                    PodSpec {
-                        containers: vec![container(parent, spec)],
-                        volumes: (!volumes.is_empty()).then_some(volumes),
-                        security_context: Some(restricted_pod(Some(uid))),
-                        automount_service_account_token: Some(false),
-                        ..PodSpec::default()
-                    },
+                spec: Some(service_pod(
+                    parent,
+                    Component::Cache,
+                    container(parent, spec),
+                    volumes,
+                    uid,
                     spec.pod.as_ref(),
-                    Some(spread_affinity(parent, Component::Cache)),
-                    Vec::new(),
                 )),
             },
             volume_claim_templates: (!claims.is_empty()).then_some(claims),

@@ -15,8 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD};
 use super::meta::{Component, POD_NAME_LABEL, Parent};
-use super::pod::{from_secret, place, plain};
-use super::pod::{pod_name_env, restricted_container, restricted_pod, spread_affinity, tcp_probe};
+use super::pod::{from_secret, plain, pod_name_env, restricted_container, service_pod, tcp_probe};
 use super::storage::{claim_retention, claim_template};
 use super::{Child, names};
 use crate::api::{DatabaseEngine, ManagedDatabase};
@@ -242,19 +241,17 @@ fn stateful_set(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDataba
                     labels: Some(parent.labels(Component::Database, software)),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(place(
-                    PodSpec {
-                        containers: vec![container(parent, engine, managed)],
-                        volumes: Some(volumes),
-                        security_context: Some(restricted_pod(Some(DATABASE_UID))),
-                        automount_service_account_token: Some(false),
-                        termination_grace_period_seconds: Some(60),
-                        ..PodSpec::default()
-                    },
-                    managed.pod.as_ref(),
-                    Some(spread_affinity(parent, Component::Database)),
-                    Vec::new(),
-                )),
+                spec: Some(PodSpec {
+                    termination_grace_period_seconds: Some(60),
+                    ..service_pod(
+                        parent,
+                        Component::Database,
+                        container(parent, engine, managed),
+                        volumes,
+                        DATABASE_UID,
+                        managed.pod.as_ref(),
+                    )
+                }),
             },
             volume_claim_templates: Some(vec![claim_template(
                 parent,

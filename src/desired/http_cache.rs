@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, PodSpec, PodTemplateSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, PodTemplateSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::app::{HTTP_PORT_NAME, SERVICE_PORT, http_service};
 use super::meta::{Component, Parent};
-use super::pod::{place, restricted_container, restricted_pod, spread_affinity, tcp_probe};
+use super::pod::{restricted_container, service_pod, tcp_probe};
 use super::{Child, names};
 use crate::api::HttpCacheSpec;
 
@@ -98,27 +98,23 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
                     labels: Some(parent.labels(Component::HttpCache, "varnish")),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(place(
-                    PodSpec {
-                        containers: vec![container],
-                        volumes: Some(vec![
-                            Volume {
-                                name: "vcl".into(),
-                                config_map: Some(ConfigMapVolumeSource {
-                                    name: names::http_cache_config(parent.name),
-                                    ..ConfigMapVolumeSource::default()
-                                }),
-                                ..Volume::default()
-                            },
-                            Volume { name: "workdir".into(), empty_dir: Some(Default::default()), ..Volume::default() },
-                        ]),
-                        security_context: Some(restricted_pod(Some(VARNISH_UID))),
-                        automount_service_account_token: Some(false),
-                        ..PodSpec::default()
-                    },
+                spec: Some(service_pod(
+                    parent,
+                    Component::HttpCache,
+                    container,
+                    vec![
+                        Volume {
+                            name: "vcl".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: names::http_cache_config(parent.name),
+                                ..ConfigMapVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume { name: "workdir".into(), empty_dir: Some(Default::default()), ..Volume::default() },
+                    ],
+                    VARNISH_UID,
                     spec.pod.as_ref(),
-                    Some(spread_affinity(parent, Component::HttpCache)),
-                    Vec::new(),
                 )),
             },
             ..DeploymentSpec::default()

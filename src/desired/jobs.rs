@@ -1,11 +1,9 @@
 //! Cron tasks: one CronJob each, never overlapping itself, in the app's pod template.
 
-use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobTemplateSpec};
 
 use super::meta::{Component, Parent};
-use super::workload::{workload_container, workload_pod};
+use super::workload::{run_once, workload_container};
 use super::{Child, Plan, names};
 use crate::api::CronTaskSpec;
 
@@ -21,8 +19,6 @@ pub fn objects(parent: &Parent, plan: &Plan) -> Vec<Child> {
 
 fn cron_job(parent: &Parent, task: &CronTaskSpec, image: &str, migration_running: bool) -> Child {
     let container = workload_container(parent, image, Some(task.command.clone()));
-    let mut labels = parent.spec.app.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
-    labels.extend(parent.labels(Component::Cron, parent.name));
     CronJob {
         metadata: parent.meta(names::cron_task(parent.name, &task.name), Component::Cron, parent.name),
         spec: CronJobSpec {
@@ -36,15 +32,7 @@ fn cron_job(parent: &Parent, task: &CronTaskSpec, image: &str, migration_running
             suspend: Some(task.suspend || migration_running),
             job_template: JobTemplateSpec {
                 metadata: None,
-                spec: Some(JobSpec {
-                    backoff_limit: Some(0),
-                    active_deadline_seconds: Some(task.active_deadline_seconds),
-                    template: PodTemplateSpec {
-                        metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
-                        spec: Some(workload_pod(parent, container, "Never", Vec::new())),
-                    },
-                    ..JobSpec::default()
-                }),
+                spec: Some(run_once(parent, Component::Cron, container, 0, task.active_deadline_seconds)),
             },
         },
         ..CronJob::default()

@@ -2,9 +2,9 @@
 //! variables and scheduling.
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, EnvVar, EnvVarSource, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity,
+    Affinity, Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity,
     PodSecurityContext, PodSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, TCPSocketAction,
-    TopologySpreadConstraint, WeightedPodAffinityTerm,
+    TopologySpreadConstraint, Volume, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -55,8 +55,29 @@ pub fn place(
     pod
 }
 
+/// The pod of the cache, the database or Varnish: one container running as
+/// `uid`, no API token, placed as `placement` says (one pod per node unless it
+/// gives an affinity).
+pub fn service_pod(
+    parent: &Parent,
+    component: Component,
+    container: Container,
+    volumes: Vec<Volume>,
+    uid: i64,
+    placement: Option<&PodPlacement>,
+) -> PodSpec {
+    let pod = PodSpec {
+        containers: vec![container],
+        volumes: non_empty(volumes),
+        security_context: Some(restricted_pod(Some(uid))),
+        automount_service_account_token: Some(false),
+        ..PodSpec::default()
+    };
+    place(pod, placement, Some(spread_affinity(parent, component)), Vec::new())
+}
+
 /// Prefer one pod of a component per node.
-pub fn spread_affinity(parent: &Parent, component: Component) -> Affinity {
+fn spread_affinity(parent: &Parent, component: Component) -> Affinity {
     Affinity {
         pod_anti_affinity: Some(PodAntiAffinity {
             preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {

@@ -1,11 +1,14 @@
 //! The app's container and pod as app, migration and cron pods run them alike:
 //! image, command, the wiring environment, the shared volume, the user's pod settings.
 
+use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{
-    Container, PersistentVolumeClaimVolumeSource, PodSpec, TopologySpreadConstraint, Volume, VolumeMount,
+    Container, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, TopologySpreadConstraint, Volume,
+    VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::meta::Parent;
+use super::meta::{Component, Parent};
 use super::pod::{non_empty, place, restricted_container, restricted_pod};
 use super::wiring::contract_env;
 use super::{names, storage};
@@ -48,9 +51,42 @@ fn volume_mounts(parent: &Parent) -> Vec<VolumeMount> {
     mounts
 }
 
+/// The pod template of app, migration and cron pods: the user's pod labels
+/// under the operator's, around [`workload_pod`].
+pub fn workload_template(
+    parent: &Parent,
+    component: Component,
+    container: Container,
+    restart_policy: &str,
+    default_spread: Vec<TopologySpreadConstraint>,
+) -> PodTemplateSpec {
+    let mut labels = parent.spec.app.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
+    labels.extend(parent.labels(component, parent.name));
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+        spec: Some(workload_pod(parent, container, restart_policy, default_spread)),
+    }
+}
+
+/// A Job that runs `container` once (the migration, a cron task's run).
+pub fn run_once(
+    parent: &Parent,
+    component: Component,
+    container: Container,
+    backoff_limit: i32,
+    active_deadline_seconds: i64,
+) -> JobSpec {
+    JobSpec {
+        backoff_limit: Some(backoff_limit),
+        active_deadline_seconds: Some(active_deadline_seconds),
+        template: workload_template(parent, component, container, "Never", Vec::new()),
+        ..JobSpec::default()
+    }
+}
+
 /// The pod spec app, migration and cron pods share, around `container`, placed
 /// as `spec.app.pod` says (`default_spread` where it gives no topology spread).
-pub fn workload_pod(
+fn workload_pod(
     parent: &Parent,
     container: Container,
     restart_policy: &str,
