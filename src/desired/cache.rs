@@ -5,15 +5,17 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodTemplateSpec, ResourceRequirements, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, Container, ContainerPort, EnvVar, PodTemplateSpec, ResourceRequirements, Service, ServicePort,
+    ServiceSpec, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, POD_NAME_LABEL, Parent};
-use super::pod::{plain, pod_name_env, restricted_container, service_pod, tcp_probe};
+use super::pod::{
+    config_map_volume, empty_dir_volume, plain, pod_name_env, restricted_container, service_pod, tcp_probe,
+};
 use super::storage::claim_template;
 use super::{Child, names};
 use crate::api::{CacheBackend, CacheSpec};
@@ -237,19 +239,10 @@ fn stateful_set(parent: &Parent, spec: &CacheSpec) -> Child {
     let mut volumes = Vec::new();
     let mut claims = Vec::new();
     if spec.backend == CacheBackend::Redis {
-        volumes.push(Volume {
-            name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: names::cache_config(parent.name),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
+        volumes.push(config_map_volume("config", names::cache_config(parent.name)));
         match &spec.persistence {
             Some(size) => claims.push(claim_template(parent, "data", size, Component::Cache, "redis")),
-            None => {
-                volumes.push(Volume { name: "data".into(), empty_dir: Some(Default::default()), ..Volume::default() })
-            }
+            None => volumes.push(empty_dir_volume("data")),
         }
     }
     StatefulSet {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, ExecAction, PodSpec, PodTemplateSpec, Probe,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, Container, ContainerPort, EnvVar, ExecAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
+    ServiceSpec, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -15,7 +15,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD};
 use super::meta::{Component, POD_NAME_LABEL, Parent};
-use super::pod::{from_secret, plain, pod_name_env, restricted_container, service_pod, tcp_probe};
+use super::pod::{
+    config_map_volume, empty_dir_volume, from_secret, plain, pod_name_env, restricted_container, service_pod, tcp_probe,
+};
 use super::storage::{claim_retention, claim_template};
 use super::{Child, names};
 use crate::api::{DatabaseEngine, ManagedDatabase};
@@ -217,17 +219,7 @@ fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase)
 
 fn stateful_set(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> Child {
     let software = engine_name(engine);
-    let volumes = vec![
-        Volume {
-            name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: names::database_config(parent.name),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
-        Volume { name: "run".into(), empty_dir: Some(Default::default()), ..Volume::default() },
-    ];
+    let volumes = vec![config_map_volume("config", names::database_config(parent.name)), empty_dir_volume("run")];
     StatefulSet {
         metadata: parent.meta(names::database(parent.name), Component::Database, software),
         spec: StatefulSetSpec {

@@ -3,14 +3,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, PodTemplateSpec, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerPort, PodTemplateSpec, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::app::{HTTP_PORT_NAME, SERVICE_PORT, http_service};
 use super::meta::{Component, Parent};
-use super::pod::{restricted_container, service_pod, tcp_probe};
+use super::pod::{config_map_volume, empty_dir_volume, restricted_container, service_pod, tcp_probe};
 use super::{Child, names};
 use crate::api::HttpCacheSpec;
 
@@ -102,17 +100,7 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
                     parent,
                     Component::HttpCache,
                     container,
-                    vec![
-                        Volume {
-                            name: "vcl".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: names::http_cache_config(parent.name),
-                                ..ConfigMapVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume { name: "workdir".into(), empty_dir: Some(Default::default()), ..Volume::default() },
-                    ],
+                    vec![config_map_volume("vcl", names::http_cache_config(parent.name)), empty_dir_volume("workdir")],
                     VARNISH_UID,
                     spec.pod.as_ref(),
                 )),

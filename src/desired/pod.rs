@@ -2,9 +2,9 @@
 //! variables and scheduling.
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, TCPSocketAction,
-    TopologySpreadConstraint, Volume, WeightedPodAffinityTerm,
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, Probe, SeccompProfile, SecretKeySelector,
+    SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -137,6 +137,20 @@ pub fn restricted_pod(uid: Option<i64>) -> PodSecurityContext {
 
 fn runtime_default_seccomp() -> SeccompProfile {
     SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }
+}
+
+/// A volume of the ConfigMap `config_map`.
+pub fn config_map_volume(name: &str, config_map: String) -> Volume {
+    Volume {
+        name: name.into(),
+        config_map: Some(ConfigMapVolumeSource { name: config_map, ..ConfigMapVolumeSource::default() }),
+        ..Volume::default()
+    }
+}
+
+/// An empty scratch volume.
+pub fn empty_dir_volume(name: &str) -> Volume {
+    Volume { name: name.into(), empty_dir: Some(Default::default()), ..Volume::default() }
 }
 
 /// `None` for an empty list, so the rendered object has no empty fields.
