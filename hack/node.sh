@@ -89,13 +89,19 @@ die() {
   exit 1
 }
 
-wait_until() { # <what> <timeout seconds> <command...>
-  local what="$1" timeout="$2" deadline=$((SECONDS + $2))
-  shift 2
+poll_until() { # <timeout seconds> <command...>: 1 when the time ran out first
+  local deadline=$((SECONDS + $1))
+  shift
   until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what"
+    ((SECONDS < deadline)) || return 1
     sleep 0.2
   done
+}
+
+wait_until() { # <what> <timeout seconds> <command...>
+  local what="$1" timeout="$2"
+  shift 2
+  poll_until "$timeout" "$@" || die "timed out after ${timeout}s waiting for $what"
 }
 
 build() {
@@ -684,6 +690,11 @@ coredns_available() {
 
 service_rules() { iptables -t nat -S KUBE-SERVICES 2>/dev/null | grep -q 'default/kubernetes:https'; }
 
+apply_coredns() {
+  coredns_yaml | kubectl apply --server-side --force-conflicts --field-manager=webcluster-node -f - >/dev/null
+  wait_until "CoreDNS available (kubectl -n kube-system describe pod -l k8s-app=kube-dns)" 120 coredns_available
+}
+
 healthy() {
   [[ -f "$READY_MARKER" ]] && processes_alive && node_ready && coredns_available
 }
@@ -704,12 +715,23 @@ up() {
   find_kubectl
   [[ -f "$KUBECONFIG_PATH" && -f "$PKI_DIR/ca.key" ]] || die "the control plane does not run (hack/cluster.sh up starts it and then this node)"
   load_host_state
-  if healthy; then
-    progress "node '$NODE_NAME' already running and Ready; nothing to do"
-    return 0
+  # A running node is kept (the pods of running tests live there): only CoreDNS
+  # is put back when it is gone, and a node that stays NotReady is restarted.
+  if [[ -f "$READY_MARKER" ]] && processes_alive; then
+    if poll_until 30 node_ready; then
+      if ! coredns_available; then
+        progress "node '$NODE_NAME' runs but CoreDNS is not available: applying it again"
+        apply_coredns
+      fi
+      progress "node '$NODE_NAME' already running and Ready; nothing to do"
+      return 0
+    fi
+    progress "node '$NODE_NAME' runs but stayed NotReady for 30 s: restarting it"
   fi
-  progress "step 2/$steps: removing what an earlier run left"
-  clean
+  if [[ -d "$NODE_DIR" ]] || ip link show "$HOST_BRIDGE" >/dev/null 2>&1; then
+    progress "step 2/$steps: removing what an earlier run left"
+    clean
+  fi
   mkdir -p "$NODE_DIR"
   record_host_state
   load_host_state
@@ -748,8 +770,7 @@ up() {
   wait_until "kube-proxy's Service rules (log: $NODE_DIR/logs/kube-proxy.log)" 60 service_rules
 
   progress "step 9/$steps: CoreDNS at $DNS_SERVICE_IP"
-  coredns_yaml | kubectl apply --server-side --force-conflicts --field-manager=webcluster-node -f - >/dev/null
-  wait_until "CoreDNS available (kubectl -n kube-system describe pod -l k8s-app=kube-dns)" 120 coredns_available
+  apply_coredns
   touch "$READY_MARKER"
   progress "node '$NODE_NAME' Ready ($NODE_LABEL_KEY=$NODE_LABEL_VALUE, taint $NODE_TAINT_KEY=true:NoSchedule)"
 }
