@@ -50,7 +50,7 @@ pub fn ready_replicas(set: Option<&StatefulSet>) -> i32 {
 }
 
 /// The database can take the app: the primary is ready (or the DSNs were read).
-pub fn database_ready(cluster: &WebCluster, snapshot: &Snapshot) -> bool {
+fn database_ready(cluster: &WebCluster, snapshot: &Snapshot) -> bool {
     match &cluster.spec.database {
         None => true,
         Some(db) if db.managed.is_some() => ready_replicas(snapshot.database.as_ref()) >= 1,
@@ -59,7 +59,7 @@ pub fn database_ready(cluster: &WebCluster, snapshot: &Snapshot) -> bool {
 }
 
 /// The migration Job's phase from its status.
-pub fn migration_phase(cluster: &WebCluster, snapshot: &Snapshot) -> MigrationPhase {
+fn migration_phase(cluster: &WebCluster, snapshot: &Snapshot) -> MigrationPhase {
     if cluster.spec.app.migration.is_none() {
         return MigrationPhase::NotConfigured;
     }
@@ -84,7 +84,7 @@ fn job_phase(job: &Job) -> MigrationPhase {
 
 /// The app's first rollout has not happened: the Deployment does not exist
 /// yet or still carries the hold annotation.
-pub fn first_rollout_pending(deployment: Option<&Deployment>) -> bool {
+fn first_rollout_pending(deployment: Option<&Deployment>) -> bool {
     deployment.is_none_or(|d| d.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(HOLD_ANNOTATION)))
 }
 
