@@ -77,7 +77,9 @@ options:
 EOF
     if [[ "$REAL_NODE" == 1 ]]; then bash "$HACK_DIR/node.sh" kwokctl-config; fi
     append_stages
-  } >"$KWOKCTL_CONFIG"
+  } >"$KWOKCTL_CONFIG.$$"
+  # Renamed into place: a concurrent run (waiting for the lock) never reads half a file.
+  mv -f "$KWOKCTL_CONFIG.$$" "$KWOKCTL_CONFIG"
 }
 
 # The ready marker holds the digest of the configuration the cluster was created
