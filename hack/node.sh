@@ -279,20 +279,21 @@ guard_forwarding() {
 }
 
 # Deletes the rules of other chains that jump to a chain matching the pattern,
-# then flushes and deletes the matching chains.
+# then flushes and deletes the matching chains: one iptables-restore per table
+# (kube-proxy keeps a few chains per Service, hundreds with the tests' Services).
 remove_chains() { # <iptables command> <chain name regex>
-  local cmd="$1" pattern="$2" table rule chain rules chains
+  local cmd="$1" pattern="$2" table rules chains script
   for table in filter nat mangle raw; do
     rules="$("$cmd" -t "$table" -S 2>/dev/null)" || continue
     chains="$(awk '$1 == "-N" { print $2 }' <<<"$rules" | grep -E -- "^($pattern)$" || true)"
-    grep -E -- "^-A " <<<"$rules" | grep -vE -- "^-A ($pattern) " | grep -E -- "-j ($pattern)( |$)" |
-      while read -r rule; do
-        eval "\"$cmd\" -t $table -D ${rule#-A }" || progress "warning: could not delete '$rule' ($cmd -t $table)"
-      done || true
-    for chain in $chains; do "$cmd" -t "$table" -F "$chain"; done
-    for chain in $chains; do
-      "$cmd" -t "$table" -X "$chain" || progress "warning: could not delete $cmd -t $table chain $chain"
-    done
+    [[ -n "$chains" ]] || continue
+    script="*$table"$'\n'
+    # With --noflush, declaring a chain flushes it.
+    script+="$(sed 's/^/:/; s/$/ - [0:0]/' <<<"$chains")"$'\n'
+    script+="$(grep -E -- "^-A " <<<"$rules" | grep -vE -- "^-A ($pattern) " | grep -E -- "-j ($pattern)( |$)" |
+      sed 's/^-A /-D /' || true)"$'\n'
+    script+="$(sed 's/^/-X /' <<<"$chains")"$'\nCOMMIT\n'
+    "$cmd-restore" --noflush <<<"$script" || progress "warning: could not remove the $cmd $table chains ($pattern)"
   done
 }
 
