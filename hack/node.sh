@@ -3,8 +3,10 @@
 # nodes of hack/cluster.sh, on this machine.
 #
 #   hack/node.sh build          build the node's binaries (cached; prints the bin folder)
-#   hack/node.sh up             start the node (a no-op when it runs and is healthy); the
-#                               control plane must run (hack/cluster.sh up calls this)
+#   hack/node.sh up             start the node; the control plane must run (hack/cluster.sh
+#                               up calls this). A running node is kept (a no-op when it is
+#                               Ready; CoreDNS is put back if gone); a crashed one is cleaned
+#                               up and started again
 #   hack/node.sh down           stop it and remove every trace it left on the host
 #   hack/node.sh status         exit 0 when it runs and is healthy
 #   hack/node.sh import NAME... build (cached) and import more images from hack/images.sh
@@ -43,7 +45,13 @@
 # (the device-plugin socket), /var/lib/cni and /var/log/containers when they did
 # not exist before. `down` (and `up`, before it starts) removes all of it; the
 # values to restore are recorded in NODE_DIR/host.env. Processes are stopped by
-# PID (pid files, and shims found by their -address under NODE_DIR).
+# PID: pid files, the containers' processes from the node's cgroups, the shims
+# by their -address under NODE_DIR.
+#
+# Measured here (2 cores): cold build of the binaries ~10 min (Go caches of the
+# control plane warm); up 12-17 s with binaries and images cached; down 13 s
+# with 6 pods; kubelet 90 MiB, kube-proxy 66 MiB, containerd 52 MiB, CoreDNS
+# 59 MiB, ~17 MiB per pod shim.
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
