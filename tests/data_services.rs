@@ -3,7 +3,8 @@
 //! the ConfigMaps run PostgreSQL and MariaDB (a primary and replicas),
 //! memcached and Redis from the Debian packages on loopback, in temporary
 //! folders, with the environment the pods get (loopback host, one port per
-//! pod). See hack/apt-packages.txt for the packages; a missing one fails.
+//! pod). The packages are in hack/apt-packages.txt (`make test` installs the
+//! missing ones first); run alone, a missing one fails naming its package.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
@@ -26,6 +27,7 @@ use loopback::{
     BASE_PATH, Rendered, Session, assert_no_secrets, files_dir, owned_dir, postgres_bin_dir, random_alphanumeric,
     report, require_program, run_as, run_bounded, server, summary,
 };
+use webcluster::api::DatabaseEngine as Engine;
 
 const SECOND: Duration = Duration::from_secs(1);
 /// How long a replica may take to show a committed row.
@@ -43,19 +45,10 @@ fn cluster_yaml(spec: &str) -> String {
 
 // ------------------------------------------------------------------ databases
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Engine {
-    Postgresql,
-    Mariadb,
-}
-
-impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Postgresql => "postgresql",
-            Engine::Mariadb => "mariadb",
-        }
-    }
+/// The engine's name as a WebCluster spells it (`postgresql`, `mariadb`).
+fn engine_name(engine: Engine) -> String {
+    let name = serde_json::to_value(engine).ok().and_then(|v| v.as_str().map(str::to_string));
+    name.expect("an engine serialises as its name")
 }
 
 /// One database StatefulSet played on loopback: pod `t-db-<i>` is instance i.
@@ -87,9 +80,9 @@ impl Database {
         require_program("stdbuf", "coreutils");
         let rendered = Rendered::new(&cluster_yaml(&format!(
             "  database:\n    engine: {}\n    managed:\n      replicas: 2\n      maxReplicaLagSeconds: 10\n",
-            engine.name()
+            engine_name(engine)
         )));
-        let tmp = TempDir::new(engine.name());
+        let tmp = TempDir::new(&engine_name(engine));
         let files = rendered.config_map("t-db-config");
         let expected: &[&str] = match engine {
             Engine::Postgresql => &["common.sh", "pg_hba.conf", "postgresql.conf", "probe.sh", "start.sh"],
@@ -151,7 +144,7 @@ impl Database {
         if !self.logs.contains(&log) {
             self.logs.push(log.clone());
         }
-        let name = format!("{} t-db-{ordinal}", self.engine.name());
+        let name = format!("{} t-db-{ordinal}", engine_name(self.engine));
         self.servers.insert(ordinal, server(&name, cmd, log));
     }
 
@@ -405,7 +398,7 @@ fn primary_and_replicas(engine: Engine) {
     let (median, p90, max) = db.measure_lag(&mut writer, 1, 1000);
     report(&format!(
         "replication lag {} median: {median:.2} ms (p90 {p90:.2} ms, max {max:.2} ms, {LAG_SAMPLES} writes)",
-        engine.name()
+        engine_name(engine)
     ));
 
     // A replica that stops replicating is not ready.
@@ -471,7 +464,7 @@ fn primary_and_replicas(engine: Engine) {
     let mut logs = db.logs.clone();
     logs.sort();
     assert_no_secrets(&logs, &db.rendered.secrets);
-    report(&format!("{} scenario took {:.1} s", engine.name(), started.elapsed().as_secs_f64()));
+    report(&format!("{} scenario took {:.1} s", engine_name(engine), started.elapsed().as_secs_f64()));
 }
 
 #[test]
