@@ -254,12 +254,13 @@ record_host_state() {
     echo "EXTERNAL_IF=$(external_interface)"
     for s in $SYSCTLS; do echo "SYSCTL_${s//./_}=$(sysctl -n "$s")"; done
     for p in $HOST_PATHS; do [[ -e "$p" ]] || echo "CREATED_PATHS+=\" $p\""; done
+    echo "NFT_TABLES=';$(nft list tables | tr '\n' ';')'" # never empty once recorded
   } >"$HOST_ENV.tmp"
   mv "$HOST_ENV.tmp" "$HOST_ENV"
 }
 
 load_host_state() {
-  CGROUP_ROOT="" EXTERNAL_IF="" CREATED_PATHS=""
+  CGROUP_ROOT="" EXTERNAL_IF="" CREATED_PATHS="" NFT_TABLES=""
   if [[ -f "$HOST_ENV" ]]; then
     # shellcheck disable=SC1090
     source "$HOST_ENV"
@@ -302,6 +303,20 @@ remove_chains() { # <iptables command> <chain name regex>
       sed 's/^-A /-D /' || true)"$'\n'
     script+="$(sed 's/^/-X /' <<<"$chains")"$'\nCOMMIT\n'
     "$cmd-restore" --noflush <<<"$script" || progress "warning: could not remove the $cmd $table chains ($pattern)"
+  done
+}
+
+# The iptables-nft tables (filter, nat, mangle, raw) that the node's chains
+# brought into existence, once nothing is left in them.
+remove_new_tables() {
+  [[ -n "$NFT_TABLES" ]] || return 0
+  local family name
+  nft list tables | while read -r _ family name; do
+    [[ "$NFT_TABLES" == *";table $family $name;"* ]] && continue
+    [[ "$family" == ip || "$family" == ip6 ]] && [[ "$name" =~ ^(filter|nat|mangle|raw)$ ]] || continue
+    # Base chains with their policies only: no rule left.
+    nft list table "$family" "$name" | grep -qvE '^[[:space:]]*(table .*|chain .*|type .*|\}|)$' && continue
+    nft delete table "$family" "$name" || progress "warning: could not delete nft table $family $name"
   done
 }
 
@@ -366,6 +381,7 @@ clean() {
   done
   remove_chains iptables "KUBE-[A-Z0-9-]*|CNI-[A-Za-z0-9_-]*|$GUARD_CHAIN"
   remove_chains ip6tables "KUBE-[A-Z0-9-]*|CNI-[A-Za-z0-9_-]*"
+  remove_new_tables
   conntrack -D -s "$POD_CIDR" >/dev/null 2>&1 || true
   conntrack -D -d "$POD_CIDR" >/dev/null 2>&1 || true
   conntrack -D -d "$SERVICE_CIDR" >/dev/null 2>&1 || true
