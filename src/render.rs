@@ -1,7 +1,6 @@
 //! Offline front end of the builder: WebCluster YAML in, child objects out.
 //! The same validation as admission, so bad input fails here first.
 
-use kube::CustomResourceExt;
 use serde_json::Value;
 
 use crate::api::WebCluster;
@@ -117,7 +116,7 @@ pub fn manifests(yaml: &str) -> Result<String, RenderError> {
 
 /// The CRD as YAML, as `crds/webcluster.yaml` holds it.
 pub fn crd_yaml() -> Result<String, RenderError> {
-    to_yaml_stream(&[serde_json::to_value(WebCluster::crd()).map_err(|e| RenderError::Output(e.to_string()))?])
+    to_yaml_stream(&[serde_json::to_value(crate::api::crd()).map_err(|e| RenderError::Output(e.to_string()))?])
 }
 
 fn to_yaml_stream(documents: &[Value]) -> Result<String, RenderError> {

@@ -1,18 +1,23 @@
 //! The CRD on the real API server: it installs as a structural schema, explains
-//! itself, accepts every example and refuses the invalid corpus with the
-//! expected message (which proves the CEL rules and the schema, as offline
-//! tests cannot).
+//! itself, accepts every example, and gives the same verdict as `render` on
+//! the whole invalid corpus (which proves the CEL rules and the schema, as
+//! offline tests cannot).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
 #[path = "harness/mod.rs"]
 mod harness;
 
+use std::path::Path;
 use std::time::Duration;
 
 use harness::cluster::{TestNamespace, cluster, ensure_crd, install_crd, kubectl, kubectl_ok, repo_root};
 use harness::corpus::invalid_manifests;
 use harness::wait::wait_for;
+use webcluster::render;
+
+/// The examples every test applies.
+const EXAMPLES: [&str; 3] = ["roundcube", "ezplatform", "mosparo"];
 
 #[tokio::test]
 async fn the_crd_is_structural_and_established() {
@@ -52,28 +57,61 @@ async fn kubectl_explain_teaches_the_api() {
 async fn every_example_applies_cleanly() {
     ensure_crd().await;
     let ns = TestNamespace::new("examples-apply").await;
-    for example in ["roundcube", "ezplatform", "mosparo"] {
+    for example in EXAMPLES {
         let path = repo_root().join(format!("examples/{example}.yaml"));
         let out = kubectl(&["apply", "--server-side", "-n", ns.name(), "-f", &path.to_string_lossy()]);
         assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
+/// `render`'s verdict on a manifest: `Err` with its message when it refuses.
+fn render_verdict(text: &str) -> Result<(), String> {
+    render::manifests(text).map(drop).map_err(|e| e.to_string())
+}
+
+/// The API server's verdict: a server-side dry-run create in `namespace`.
+fn server_verdict(namespace: &str, path: &Path) -> Result<(), String> {
+    let out = kubectl(&["create", "--dry-run=server", "-n", namespace, "-f", &path.to_string_lossy()]);
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+/// Every manifest of the invalid corpus goes through `render` and through the
+/// real API server (server-side dry run): both must refuse it, and both
+/// messages must contain every `# expect:` text (the field path first). Every
+/// example must pass both. Any disagreement fails the test, listed.
 #[tokio::test]
-async fn the_api_server_refuses_every_invalid_manifest() {
+async fn render_and_the_api_server_agree_on_every_manifest() {
     ensure_crd().await;
-    let ns = TestNamespace::new("invalid").await;
+    let ns = TestNamespace::new("verdicts").await;
+    let corpus = invalid_manifests();
     let mut failures = Vec::new();
-    for invalid in invalid_manifests() {
-        let out = kubectl(&["apply", "--server-side", "-n", ns.name(), "-f", &invalid.path.to_string_lossy()]);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.success() {
-            failures.push(format!("{}: accepted", invalid.path.display()));
-        } else if !stderr.contains(&invalid.expected) {
-            failures.push(format!("{}: {stderr:?} does not contain {:?}", invalid.path.display(), invalid.expected));
+    for invalid in &corpus {
+        let name = invalid.path.file_name().unwrap_or_default().to_string_lossy();
+        let verdicts =
+            [("render", render_verdict(&invalid.text)), ("API server", server_verdict(ns.name(), &invalid.path))];
+        for (judge, verdict) in verdicts {
+            match verdict {
+                Ok(()) => failures.push(format!("{name}: {judge} accepted it")),
+                Err(message) => {
+                    for expected in invalid.expectations.iter().filter(|e| !message.contains(e.as_str())) {
+                        failures.push(format!("{name}: {judge} refused it without {expected:?}: {message}"));
+                    }
+                }
+            }
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    for example in EXAMPLES {
+        let path = repo_root().join(format!("examples/{example}.yaml"));
+        let text = std::fs::read_to_string(&path).expect("the example is readable");
+        if let Err(message) = render_verdict(&text) {
+            failures.push(format!("examples/{example}.yaml: render refused it: {message}"));
+        }
+        if let Err(message) = server_verdict(ns.name(), &path) {
+            failures.push(format!("examples/{example}.yaml: the API server refused it: {message}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} disagreement(s):\n{}", failures.len(), failures.join("\n"));
+    println!("{} invalid manifests refused by both, {} examples accepted by both", corpus.len(), EXAMPLES.len());
 }
 
 #[tokio::test]

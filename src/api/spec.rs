@@ -17,6 +17,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::formats::{
+    MAX_TIME_ZONE_LENGTH, SCHEDULE_HINT, SCHEDULE_RANGE_HINT, TIME_ZONE_HINT, schedule_ranges_rule, schedule_rule,
+    time_zone_rule,
+};
 use super::status::WebClusterStatus;
 
 /// Longest WebCluster name: leaves room for the longest suffix the operator adds
@@ -249,11 +253,18 @@ pub struct PodPlacement {
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
 }
 
+/// `maxUnavailable` as a PodDisruptionBudget takes it.
+pub const MAX_UNAVAILABLE_RULE: &str = "type(self) == int ? self >= 0 : self.matches('^([0-9]|[1-9][0-9]|100)%$')";
+/// What the rule tells.
+pub const MAX_UNAVAILABLE_MESSAGE: &str =
+    "spec.app.disruptionBudget.maxUnavailable: must be a number of pods (0 or more) or a percentage from 0% to 100%";
+
 /// PodDisruptionBudget settings for the app.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DisruptionBudget {
     /// Pods that may be unavailable during voluntary disruptions (a number or a percentage).
+    #[x_kube(validation = Rule::new(MAX_UNAVAILABLE_RULE).message(MAX_UNAVAILABLE_MESSAGE))]
     pub max_unavailable: IntOrString,
 }
 
@@ -564,7 +575,8 @@ pub struct SharedVolume {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing_claim: Option<String>,
     /// Where the volume appears in the containers. The first path is `WEBCLUSTER_FILES_DIR`.
-    #[schemars(length(min = 1, max = 16))]
+    /// Each path appears once.
+    #[schemars(length(min = 1, max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["path"]))]
     pub mounts: Vec<SharedMount>,
 }
 
@@ -636,12 +648,20 @@ pub struct CronTaskSpec {
     /// Name of the task; the CronJob is `<webcluster>-<name>`.
     #[schemars(length(min = 1, max = 24), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
-    /// Five-field cron schedule (minute hour day-of-month month day-of-week), for example `13 */2 * * *`.
-    #[schemars(length(min = 9, max = 128))]
-    #[x_kube(validation = Rule::new("self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4}\\\\s*$')").message("spec.jobs[].schedule: must be a 5-field cron expression (minute hour day-of-month month day-of-week)"))]
+    /// Five-field cron schedule (minute 0-59, hour 0-23, day-of-month 1-31, month 1-12 or
+    /// JAN-DEC, day-of-week 0-6 or SUN-SAT; `*`, values, ranges `a-b`, steps `/n`, lists),
+    /// for example `13 */2 * * *`, or one of @yearly @annually @monthly @weekly @daily
+    /// @midnight @hourly.
+    #[schemars(length(max = 128))]
+    #[x_kube(
+        validation = Rule::new(schedule_rule()).message(format!("spec.jobs[].schedule: {SCHEDULE_HINT}").as_str()),
+        validation = Rule::new(schedule_ranges_rule()).message(format!("spec.jobs[].schedule: {SCHEDULE_RANGE_HINT}").as_str())
+    )]
     pub schedule: String,
     /// IANA time zone of the schedule, for example `Europe/Berlin`. Without it the controller manager's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_TIME_ZONE_LENGTH))]
+    #[x_kube(validation = Rule::new(time_zone_rule()).message(format!("spec.jobs[].timeZone: {TIME_ZONE_HINT}").as_str()))]
     pub time_zone: Option<String>,
     /// Command run in the app image, with the app's environment and volumes.
     #[schemars(length(min = 1))]

@@ -6,10 +6,14 @@
 
 use std::collections::BTreeSet;
 
-use kube::CustomResourceExt;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::{MAX_CRONJOB_NAME_LENGTH, MAX_NAME_LENGTH, WebCluster};
+use super::formats::{
+    QUANTITY_HINT, QUANTITY_PATTERN, SCHEDULE_HINT, SCHEDULE_RANGE_HINT, TIME_ZONE_HINT, is_schedule, is_time_zone,
+    schedule_ranges_ascend,
+};
+use super::{MAX_CRONJOB_NAME_LENGTH, MAX_NAME_LENGTH, MAX_UNAVAILABLE_MESSAGE, WebCluster};
 
 /// One field that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +31,10 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Checks a WebCluster's raw JSON against the CRD's OpenAPI schema
-/// (required, minimum/maximum, length, item counts, patterns, enums).
+/// (required, minimum/maximum, length, item counts, unique list entries,
+/// patterns, enums, integers in int-or-string fields).
 pub fn check_schema(object: &Value) -> Vec<FieldError> {
-    let crd = WebCluster::crd();
+    let crd = super::crd();
     let schema = crd
         .spec
         .versions
@@ -49,6 +54,9 @@ fn walk(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>)
     let mut fail = |message: String| errors.push(FieldError { path: path.to_string(), message });
     match value {
         Value::Number(n) => {
+            if schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) && !n.is_i64() {
+                fail(format!("{n} must be an integer or a string"));
+            }
             let number = n.as_f64().unwrap_or_default();
             if let Some(min) = schema.get("minimum").and_then(Value::as_f64).filter(|min| number < *min) {
                 fail(format!("must be at least {min}"));
@@ -71,6 +79,7 @@ fn walk(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>)
                     walk(item, item_schema, &format!("{path}[{index}]"), errors);
                 }
             }
+            check_unique(items, schema, path, errors);
         }
         Value::Object(fields) => {
             for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
@@ -79,8 +88,10 @@ fn walk(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>)
                 }
             }
             for (name, field) in fields {
-                if let Some(field_schema) = schema.pointer(&format!("/properties/{name}")) {
+                if let Some(field_schema) = schema.get("properties").and_then(|p| p.get(name)) {
                     walk(field, field_schema, &format!("{path}.{name}"), errors);
+                } else if let Some(value_schema) = schema.get("additionalProperties") {
+                    walk(field, value_schema, &format!("{path}.{name}"), errors);
                 }
             }
         }
@@ -104,8 +115,45 @@ fn check_string(s: &str, schema: &Value, fail: &mut impl FnMut(String)) {
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
         let matches = regex::Regex::new(pattern).map(|re| re.is_match(s)).unwrap_or(true);
-        if !matches {
+        if matches {
+        } else if pattern == QUANTITY_PATTERN {
+            fail(format!("{s:?} {QUANTITY_HINT}"));
+        } else {
             fail(format!("{s:?} must match the pattern {pattern}"));
+        }
+    }
+}
+
+/// `x-kubernetes-list-type`: a `set` holds each value once, a `map` each key once.
+fn check_unique(items: &[Value], schema: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let keys: Vec<&str> = match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => Vec::new(),
+        Some("map") => schema
+            .get("x-kubernetes-list-map-keys")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect(),
+        _ => return,
+    };
+    let mut seen = BTreeSet::new();
+    for (index, item) in items.iter().enumerate() {
+        let identity = if keys.is_empty() {
+            item.to_string()
+        } else {
+            keys.iter()
+                .map(|key| format!("{key}={}", item.get(key).unwrap_or(&Value::Null)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !seen.insert(identity.clone()) {
+            let unique =
+                if keys.is_empty() { "each value".to_string() } else { format!("each {}", keys.join(" and ")) };
+            errors.push(FieldError {
+                path: format!("{path}[{index}]"),
+                message: format!("Duplicate value: {identity}: {unique} may appear once in the list"),
+            });
         }
     }
 }
@@ -146,19 +194,18 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
             fail("spec.storage.volume", "storageClassName does not apply to an existingClaim");
         }
     }
-    let mut seen = BTreeSet::new();
+    if spec.app.disruption_budget.as_ref().is_some_and(|b| !is_pods_or_percentage(&b.max_unavailable)) {
+        let (path, message) = MAX_UNAVAILABLE_MESSAGE.split_once(": ").unwrap_or_default();
+        fail(path, message);
+    }
     for (index, job) in spec.jobs.iter().enumerate() {
-        if !seen.insert(job.name.as_str()) {
-            fail(
-                &format!("spec.jobs[{index}].name"),
-                &format!("duplicate entries for name {:?}: the list is keyed by name", job.name),
-            );
+        if !is_schedule(&job.schedule) {
+            fail(&format!("spec.jobs[{index}].schedule"), SCHEDULE_HINT);
+        } else if !schedule_ranges_ascend(&job.schedule) {
+            fail(&format!("spec.jobs[{index}].schedule"), SCHEDULE_RANGE_HINT);
         }
-        if job.schedule.split_whitespace().count() != 5 {
-            fail(
-                &format!("spec.jobs[{index}].schedule"),
-                "must be a 5-field cron expression (minute hour day-of-month month day-of-week)",
-            );
+        if job.time_zone.as_deref().is_some_and(|zone| !is_time_zone(zone)) {
+            fail(&format!("spec.jobs[{index}].timeZone"), TIME_ZONE_HINT);
         }
         if name.len() + 1 + job.name.len() > MAX_CRONJOB_NAME_LENGTH {
             fail(
@@ -178,6 +225,19 @@ pub fn is_dns1035_label(name: &str) -> bool {
         && bytes[0].is_ascii_lowercase()
         && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.last() != Some(&b'-')
+}
+
+/// A number of pods (0 or more) or a percentage from 0% to 100%.
+fn is_pods_or_percentage(value: &IntOrString) -> bool {
+    match value {
+        IntOrString::Int(pods) => *pods >= 0,
+        IntOrString::String(percent) => percent
+            .strip_suffix('%')
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|digits| digits.len() == 1 || !digits.starts_with('0'))
+            .and_then(|digits| digits.parse::<u32>().ok())
+            .is_some_and(|percent| percent <= 100),
+    }
 }
 
 fn is_env_name(name: &str) -> bool {

@@ -1,20 +1,23 @@
 //! The corpus of invalid manifests (`tests/invalid/`): each file starts with
-//! `# expect: <text>`, a text the refusal must contain (the field path, or the
-//! rule's message), both offline (`render`) and at the API server.
+//! one or more `# expect: <text>` lines, texts the refusal must contain (the
+//! first is the field path, a second the rule's words), both offline
+//! (`render`) and at the API server.
 
 use std::path::PathBuf;
 
 use super::cluster::repo_root;
 
 /// The fewest manifests the corpus must hold.
-pub const MINIMUM: usize = 20;
+pub const MINIMUM: usize = 60;
 
 /// One invalid manifest.
 pub struct Invalid {
     pub path: PathBuf,
     pub text: String,
-    /// What the refusal must contain.
+    /// What the refusal must contain: the first `# expect:` line.
     pub expected: String,
+    /// Every `# expect:` line (the first included).
+    pub expectations: Vec<String>,
 }
 
 /// Every manifest of `tests/invalid/`, sorted by name; panics on a file
@@ -30,13 +33,13 @@ pub fn invalid_manifests() -> Vec<Invalid> {
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let expected = text
-                .lines()
-                .next()
-                .and_then(|l| l.strip_prefix("# expect: "))
+            let expectations: Vec<String> =
+                text.lines().map_while(|l| l.strip_prefix("# expect: ")).map(String::from).collect();
+            let expected = expectations
+                .first()
                 .unwrap_or_else(|| panic!("{}: the first line is not `# expect: ...`", path.display()))
-                .to_string();
-            Invalid { path, text, expected }
+                .clone();
+            Invalid { path, text, expected, expectations }
         })
         .collect();
     assert!(corpus.len() >= MINIMUM, "the corpus holds {} manifests; at least {MINIMUM} expected", corpus.len());
