@@ -163,6 +163,14 @@ shim_pids() {
   return 0
 }
 
+# Running (a zombie waiting for PID 1 to reap it does not count).
+alive() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != Z ]]
+}
+
 stop_pids() { # <signal> <seconds to wait> <pid...>
   local sig="$1" timeout="$2" pid
   shift 2
@@ -170,10 +178,10 @@ stop_pids() { # <signal> <seconds to wait> <pid...>
   kill "-$sig" "$@" 2>/dev/null || true
   local deadline=$((SECONDS + timeout))
   for pid in "$@"; do
-    while [[ -e "/proc/$pid" ]] && ((SECONDS < deadline)); do sleep 0.1; done
+    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
   done
   for pid in "$@"; do
-    [[ -e "/proc/$pid" ]] && { kill -KILL "$pid" 2>/dev/null || true; }
+    alive "$pid" && { kill -KILL "$pid" 2>/dev/null || true; }
   done
   return 0
 }
@@ -346,9 +354,10 @@ clean() {
   if [[ " $CREATED_PATHS " == *" /var/run/netns "* ]]; then
     for ns in /var/run/netns/cni-*; do [[ -e "$ns" ]] && netns+=("$ns"); done
   fi
-  # The kubelet first, so it does not restart what we stop.
+  # The kubelet first, so it does not restart what we stop. Nothing of theirs
+  # outlives them (the state folder goes), so no graceful stop: SIGKILL.
   for name in kube-proxy kubelet; do
-    pid="$(pid_of "$name")" && stop_pids TERM 10 "$pid"
+    pid="$(pid_of "$name")" && stop_pids KILL 10 "$pid"
   done
   # Containers: every process in the node's cgroups, then the shims and
   # containerd, then the sandboxes' network namespaces.
@@ -356,7 +365,7 @@ clean() {
   while read -r pid; do [[ -n "$pid" ]] && pids+=("$pid"); done < <(cgroup_pids)
   [[ ${#pids[@]} -eq 0 ]] || progress "killing ${#pids[@]} container processes"
   stop_pids KILL 10 "${pids[@]}"
-  pid="$(pid_of containerd)" && stop_pids TERM 10 "$pid"
+  pid="$(pid_of containerd)" && stop_pids KILL 10 "$pid"
   pids=()
   while read -r pid; do [[ -n "$pid" ]] && pids+=("$pid"); done < <(shim_pids)
   [[ ${#pids[@]} -eq 0 ]] || progress "stopping ${#pids[@]} containerd shims"
