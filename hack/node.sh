@@ -39,7 +39,8 @@
 # this script runs in (CGROUP_ROOT, recorded at `up`); the two bridges; the
 # iptables chains of kube-proxy and the kubelet (KUBE-*), of the portmap plugin
 # (CNI-*) and our guard (WCNODE-GUARD: in the mangle table, drops anything
-# forwarded to or from the external interface); net.ipv4.ip_forward and the
+# forwarded to or from the external interface) and the iptables-nft tables
+# they brought into existence; net.ipv4.ip_forward and the
 # sysctls the kubelet sets; pod network namespaces (/var/run/netns); mounts
 # under NODE_DIR; /run/containerd/s (the shims' sockets), /var/lib/kubelet
 # (the device-plugin socket), /var/lib/cni and /var/log/containers when they did
@@ -85,7 +86,7 @@ GUARD_CHAIN=WCNODE-GUARD
 SYSCTLS="net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
 # Host folders the node's components create outside NODE_DIR (fixed paths).
 HOST_PATHS="/run/containerd /var/lib/kubelet /var/lib/cni /var/log/containers /var/run/netns"
-# Processes started by up, in start order (stopped in reverse).
+# Processes started by up (pid files under NODE_DIR/pids).
 PROCESSES="socat containerd kubelet kube-proxy"
 # Images up imports; others: hack/node.sh import NAME...
 BASE_IMAGES="pause coredns client"
