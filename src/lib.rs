@@ -3,8 +3,9 @@
 //!
 //! The code is a pipeline: [`api`] (the custom resource and its validation),
 //! [`desired`] (pure functions from a WebCluster to its child objects),
-//! [`controller`] (reconcile: apply, prune, status, events), and [`render`]
-//! (the offline front end of the builder).
+//! [`controller`] (each reconcile: observe → plan → apply → prune → report, with
+//! its infrastructure in `controller::runtime`), and [`render`] (the offline
+//! front end of the builder).
 
 #![forbid(unsafe_code)]
 

@@ -2,20 +2,20 @@
 //! controller loop that calls the driver, leader election, the HTTP server,
 //! metrics and the pacing of status writes.
 
-pub mod cache;
+pub(crate) mod cache;
 pub mod leader;
-pub mod memory;
+pub(crate) mod memory;
 pub mod metrics;
-pub mod pacing;
+pub(crate) mod pacing;
 pub mod server;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::{Future, StreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
@@ -58,14 +58,22 @@ pub async fn run(
     };
     let context = Arc::new(Context::new(client, settings.clone(), caches.clone(), metrics.clone()));
     let (cluster_store, cluster_writer) = kube::runtime::reflector::store();
-    let synced = tokio::spawn(report_synced(cluster_store.clone(), caches, metrics.clone()));
+    // Set at the WebCluster watch's first full list. (Not `Store::wait_until_ready`:
+    // its one-shot channel wakes only one waiter, and the controller is that one.)
+    let clusters_listed = Arc::new(AtomicBool::new(false));
+    let synced = tokio::spawn(report_synced(clusters_listed.clone(), caches, metrics.clone()));
     let forgetting = context.clone();
     let mut listing = None;
     let cluster_events = watcher(clusters, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(slim_cluster)
         .reflect(cluster_writer)
-        .inspect(move |event| forget_deleted(&forgetting, &mut listing, event))
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                clusters_listed.store(true, Ordering::Release);
+            }
+            forget_deleted(&forgetting, &mut listing, event);
+        })
         .applied_objects();
     let controller = Controller::for_stream(cluster_events, cluster_store)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency).debounce(settings.debounce))
@@ -88,18 +96,15 @@ pub async fn run(
 /// Sets the `caches_synced` gauge (and so `/readyz`) once the WebCluster watch
 /// and every child watch hold their first full list. A watch that fails (a
 /// missing permission) keeps it at 0.
-async fn report_synced(clusters: Store<WebCluster>, caches: ChildCaches, metrics: Arc<Metrics>) {
-    if clusters.wait_until_ready().await.is_err() {
-        return;
-    }
-    while !caches.ready() {
+async fn report_synced(clusters_listed: Arc<AtomicBool>, caches: ChildCaches, metrics: Arc<Metrics>) {
+    while !(clusters_listed.load(Ordering::Acquire) && caches.ready()) {
         tokio::time::sleep(SYNC_POLL).await;
     }
     tracing::info!("watch caches synced");
     metrics.caches_synced.set(1);
 }
 
-/// How often `report_synced` looks at the child caches until they are synced.
+/// How often `report_synced` looks at the caches until they are synced.
 const SYNC_POLL: Duration = Duration::from_millis(200);
 
 /// Makes the steps forget a WebCluster its watch reports deleted, and every
