@@ -61,6 +61,14 @@ demo-down:
 	-kill $$(cat .cluster/operator.pid) 2>/dev/null
 	bash hack/cluster.sh down
 
+.PHONY: fuzz
+# Long fuzz run of render and the validator (tests/fuzz.rs; make test runs 500 inputs
+# per target): FUZZ_CASES inputs for each of its three targets, figures printed per target.
+FUZZ_CASES ?= 50000
+fuzz:
+	@echo "[fuzz] $(FUZZ_CASES) inputs per target"
+	FUZZ_CASES=$(FUZZ_CASES) cargo test -j$(JOBS) --test fuzz -- --nocapture --test-threads=1
+
 .PHONY: chart
 # Copies the CRD into the chart and regenerates deploy/install.yaml (tests/chart.rs checks drift).
 chart:

@@ -4,9 +4,11 @@
 //! a CEL engine, are restated here in Rust, and the shared corpus of invalid
 //! manifests in `tests/invalid/` proves both agree.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use regex::Regex;
 use serde_json::Value;
 
 use super::formats::{
@@ -34,20 +36,44 @@ impl std::fmt::Display for FieldError {
 /// (required, minimum/maximum, length, item counts, unique list entries,
 /// patterns, enums, integers in int-or-string fields).
 pub fn check_schema(object: &Value) -> Vec<FieldError> {
-    let crd = super::crd();
-    let schema = crd
+    let mut errors = Vec::new();
+    if let (Some(spec), Some(spec_schema)) = (object.get("spec"), SCHEMA.pointer("/properties/spec")) {
+        walk(spec, spec_schema, "spec", &mut errors);
+    }
+    errors
+}
+
+/// The CRD's OpenAPI schema, built once.
+static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+    super::crd()
         .spec
         .versions
         .first()
         .and_then(|v| v.schema.as_ref())
         .and_then(|s| s.open_api_v3_schema.as_ref())
         .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or(Value::Null);
-    let mut errors = Vec::new();
-    if let (Some(spec), Some(spec_schema)) = (object.get("spec"), schema.pointer("/properties/spec")) {
-        walk(spec, spec_schema, "spec", &mut errors);
+        .unwrap_or(Value::Null)
+});
+
+/// Every `pattern` of the schema, compiled once (`None`: the API server's
+/// regex engine may read it, ours cannot, so it is not checked offline).
+static PATTERNS: LazyLock<BTreeMap<String, Option<Regex>>> = LazyLock::new(|| {
+    let mut patterns = BTreeMap::new();
+    collect_patterns(&SCHEMA, &mut patterns);
+    patterns
+});
+
+fn collect_patterns(schema: &Value, patterns: &mut BTreeMap<String, Option<Regex>>) {
+    match schema {
+        Value::Object(node) => {
+            if let Some(pattern) = node.get("pattern").and_then(Value::as_str) {
+                patterns.entry(pattern.to_string()).or_insert_with(|| Regex::new(pattern).ok());
+            }
+            node.values().for_each(|child| collect_patterns(child, patterns));
+        }
+        Value::Array(items) => items.iter().for_each(|child| collect_patterns(child, patterns)),
+        _ => {}
     }
-    errors
 }
 
 fn walk(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>) {
@@ -114,7 +140,7 @@ fn check_string(s: &str, schema: &Value, fail: &mut impl FnMut(String)) {
         fail(format!("unsupported value {s:?}: allowed values are {}", names.join(", ")));
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-        let matches = regex::Regex::new(pattern).map(|re| re.is_match(s)).unwrap_or(true);
+        let matches = PATTERNS.get(pattern).and_then(Option::as_ref).is_none_or(|re| re.is_match(s));
         if matches {
         } else if pattern == QUANTITY_PATTERN {
             fail(format!("{s:?} {QUANTITY_HINT}"));
