@@ -104,11 +104,11 @@ folder_key() {
 }
 
 # NAME's own inputs (after load_recipe): this script, the suite, its chain's
-# recipe files and its INPUTS.
+# recipe files (not test.sh) and its INPUTS.
 image_key() {
   local files=() dir input
   for dir in $R_CHAIN; do
-    mapfile -t -O "${#files[@]}" files < <(find "$IMAGES_DIR/$dir" -type f | LC_ALL=C sort)
+    mapfile -t -O "${#files[@]}" files < <(find "$IMAGES_DIR/$dir" -type f ! -name test.sh | LC_ALL=C sort)
   done
   for input in $R_INPUTS; do
     input=$(eval "printf '%s' $input")
@@ -161,6 +161,7 @@ debian_rootfs() {
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
+    --dpkgopt=force-unsafe-io \
     --skip=download/empty --skip=essential/unlink \
     --setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
     --setup-hook="find '$DEBS' -maxdepth 1 -name '*.deb' -exec cp -l -t \"\$1/var/cache/apt/archives/\" {} +" \
@@ -291,7 +292,14 @@ build_image() {
       . "$IMAGES_DIR/$recipe/prepare.sh"
     fi
     if [ -d "$IMAGES_DIR/$recipe/files" ]; then
-      tar -C "$IMAGES_DIR/$recipe/files" --owner=0 --group=0 -cf - . | tar -C "$root" --keep-directory-symlink -xf -
+      # Extracted inside the chroot where there is one: the rootfs's absolute
+      # symlinks (/var/run -> /run) must not lead to the host's folders.
+      if [ "$R_ROOTFS" = debian ]; then
+        tar -C "$IMAGES_DIR/$recipe/files" --owner=0 --group=0 -cf - . |
+          chroot "$root" tar -C / --keep-directory-symlink --no-overwrite-dir -xf -
+      else
+        tar -C "$IMAGES_DIR/$recipe/files" --owner=0 --group=0 -cf - . | tar -C "$root" -xf -
+      fi
     fi
     if [ -f "$IMAGES_DIR/$recipe/setup.sh" ]; then
       [ "$R_ROOTFS" = debian ] || die "recipe '$recipe': setup.sh needs a debian rootfs"
@@ -302,6 +310,10 @@ build_image() {
   done
   for entry in $R_DIRS; do
     IFS=: read -r -a part <<< "$entry"
+    case "$(readlink -m "$root${part[0]}")" in
+      "$root"/*) ;;
+      *) die "recipe '$R_NAME': DIRS path ${part[0]} leads out of the rootfs through a symlink; name the real path" ;;
+    esac
     mkdir -p "$root${part[0]}"
     chown "${part[1]}:${part[2]}" "$root${part[0]}"
     chmod "${part[3]}" "$root${part[0]}"
@@ -341,27 +353,17 @@ preflight() {
 
 # Builds the named images (default: all) into the cache; echoes the folder.
 cmd_build() {
-  local names dir key n i=0 old
+  local names dir n i=0 todo=()
   if [ $# -eq 0 ]; then mapfile -t names < <(all_names); else names=("$@"); fi
   dir="$CACHE_BASE/images-$(folder_key)"
   mkdir -p "$dir" "$WORK"
-  exec 9> "$CACHE_BASE/images.lock"
-  flock 9
-  local todo=()
-  for n in "${names[@]}"; do
-    load_recipe "$n"
-    key=$(image_key)
-    [ -f "$dir/$n.tar" ] && [ "$(cat "$dir/$n.key" 2>/dev/null)" = "$key" ] && continue
-    # The same inputs built into an earlier folder: link it.
-    old=$(grep -lx -- "$key" "$CACHE_BASE"/images-*/"$n.key" 2>/dev/null | head -n 1 || true)
-    if [ -n "$old" ] && [ -f "${old%.key}.tar" ]; then
-      ln -f "${old%.key}.tar" "$dir/$n.tar.part" && mv "$dir/$n.tar.part" "$dir/$n.tar"
-      echo "$key" > "$dir/$n.key"
-      log "$n: unchanged, linked from $(dirname "$old")"
-      continue
-    fi
-    todo+=("$n")
-  done
+  plan_builds "$dir" "${names[@]}"
+  if [ ${#todo[@]} -gt 0 ]; then
+    # One builder at a time; plan again once it is our turn.
+    exec 9> "$CACHE_BASE/images.lock"
+    flock 9
+    plan_builds "$dir" "${names[@]}"
+  fi
   if [ ${#todo[@]} -gt 0 ]; then
     preflight "${todo[@]}"
     for n in "${todo[@]}"; do
@@ -375,14 +377,36 @@ cmd_build() {
   echo "$dir"
 }
 
+# Sets todo to the names that DIR lacks, linking those an earlier folder has.
+plan_builds() {
+  local dir=$1 n key old
+  shift
+  todo=()
+  for n in "$@"; do
+    load_recipe "$n"
+    key=$(image_key)
+    [ -f "$dir/$n.tar" ] && [ "$(cat "$dir/$n.key" 2>/dev/null)" = "$key" ] && continue
+    # The same inputs built into an earlier folder: link it.
+    old=$(grep -lx -- "$key" "$CACHE_BASE"/images-*/"$n.key" 2>/dev/null | head -n 1 || true)
+    if [ -n "$old" ] && [ -f "${old%.key}.tar" ]; then
+      ln -f "${old%.key}.tar" "$dir/$n.tar.part" && mv "$dir/$n.tar.part" "$dir/$n.tar"
+      echo "$key" > "$dir/$n.key"
+      log "$n: unchanged, linked from $(dirname "$old")"
+      continue
+    fi
+    todo+=("$n")
+  done
+}
+
 # Keeps the three most recent cache folders (unchanged images are hard links, so
 # an old folder holds only what was rebuilt since).
 prune() {
   local keep=$1 old
   touch "$keep"
-  ls -1dt "$CACHE_BASE"/images-*/ | grep -v '/images-work/$' | tail -n +4 | while read -r old; do
-    [ "${old%/}" = "$keep" ] || rm -rf "$old"
-  done
+  find "$CACHE_BASE" -maxdepth 1 -type d -name 'images-*' ! -name images-work -printf '%T@ %p\n' |
+    sort -rn | tail -n +4 | while read -r _ old; do
+      [ "$old" = "$keep" ] || rm -rf "$old"
+    done
 }
 
 cmd_import() {

@@ -51,6 +51,18 @@ wait_until() {
     sleep 0.2
   done
 }
+# stop PID [SIGNAL]: signals PID and returns its exit status; a process that
+# has not exited 30 s later is killed (status 137), so a test never hangs.
+stop() {
+  local pid=$1 watchdog status=0
+  kill "-${2:-TERM}" "$pid" 2>/dev/null || true
+  (sleep 30 && kill -KILL "$pid" 2>/dev/null) &
+  watchdog=$!
+  wait "$pid" || status=$?
+  kill "$watchdog" 2>/dev/null || true
+  wait "$watchdog" 2>/dev/null || true
+  return "$status"
+}
 # in_image [KEY=VALUE...] COMMAND...: runs COMMAND in the image as its user with its env.
 in_image() {
   image_command "$@"
@@ -74,9 +86,9 @@ image_command() {
 operator_config() {
   local engine=$1 dest="$ROOT/webcluster"
   mkdir -p "$dest"
-  cp "$REPO/src/build/scripts/common.sh" "$dest/"
-  cp "$REPO/src/build/scripts/$engine-start.sh" "$dest/start.sh"
-  cp "$REPO/src/build/scripts/$engine-probe.sh" "$dest/probe.sh"
+  cp "$OPERATOR_SCRIPTS/common.sh" "$dest/"
+  cp "$OPERATOR_SCRIPTS/$engine-start.sh" "$dest/start.sh"
+  cp "$OPERATOR_SCRIPTS/$engine-probe.sh" "$dest/probe.sh"
 }
 
 # Runs in `unshare --net --mount --pid --fork`: its own loopback, /proc and /dev.
@@ -85,10 +97,15 @@ sandbox() {
   load_recipe "$name"
   ROOT="$out/root"
   HELPERS="$IMAGES_DIR/_helpers"
+  # The operator's pod scripts (src/*/scripts), which the database and cache tests run.
+  OPERATOR_SCRIPTS=$(dirname "$(find "$REPO/src" -name postgresql-start.sh -print -quit)")
   read -r IMAGE_UID IMAGE_GID < "$out/user"
   mapfile -t IMAGE_ENV < "$out/env"
   ip link set lo up
   mkdir -p "$ROOT/proc" "$ROOT/dev"
+  # As the kubelet mounts it into every pod.
+  mkdir -p "$ROOT/etc"
+  printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n' "$(hostname)" > "$ROOT/etc/hosts"
   mount -t proc proc "$ROOT/proc"
   mount --rbind /dev "$ROOT/dev"
   # shellcheck source=/dev/null

@@ -2,7 +2,7 @@
 # The operator's own start and probe scripts (src/build/scripts), as its pods
 # run them: a primary on 3306 and a GTID replica on 3307.
 operator_config mariadb
-cp "$REPO/src/build/scripts/my.cnf" "$ROOT/webcluster/"
+cp "$OPERATOR_SCRIPTS/my.cnf" "$ROOT/webcluster/"
 mkdir -p "$ROOT/run/webcluster-db" "$ROOT/run/webcluster-db-1" "$ROOT/var/lib/mysql-replica"
 chown "$IMAGE_UID:$IMAGE_GID" "$ROOT/run/webcluster-db" "$ROOT/run/webcluster-db-1" "$ROOT/var/lib/mysql-replica"
 common=(DB_PRIMARY_POD=db-0 DB_PRIMARY_HOST=127.0.0.1 DB_PRIMARY_PORT=3306 DB_CONFIG_DIR=/webcluster
@@ -24,6 +24,5 @@ replica_has() {
 }
 replica_has from-primary || fail "the replica was not seeded with the primary's row"
 wait_until "the replica applies a later row" replica_has after-seed
-kill -TERM "$replica_pid" "$primary_pid"
-wait "$replica_pid" || fail "replica exited $? on SIGTERM"
-wait "$primary_pid" || fail "primary exited $? on SIGTERM"
+stop "$replica_pid" || fail "replica exited $? on SIGTERM"
+stop "$primary_pid" || fail "primary exited $? on SIGTERM"

@@ -2,5 +2,4 @@
 in_image_bg /pause
 wait_until "pause runs" kill -0 "$BG_PID"
 sleep 0.2
-kill -TERM "$BG_PID"
-wait "$BG_PID" || fail "pause exited $? on SIGTERM"
+stop "$BG_PID" || fail "pause exited $? on SIGTERM"

@@ -17,6 +17,7 @@ CustomLog /proc/self/fd/1 combined
 DirectoryIndex index.php index.html
 CONF
 a2enconf -q container
+a2disconf -q other-vhosts-access-log
 a2dismod -q -f mpm_event mpm_worker 2>/dev/null || true
 a2enmod -q mpm_prefork rewrite headers
 rm -f /var/www/html/index.html

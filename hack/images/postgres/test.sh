@@ -2,7 +2,7 @@
 # The operator's own start and probe scripts (src/build/scripts), as its pods
 # run them: a primary on 5432 and a streaming replica on 5433.
 operator_config postgresql
-cp "$REPO/src/build/scripts/postgresql.conf" "$REPO/src/build/scripts/pg_hba.conf" "$ROOT/webcluster/"
+cp "$OPERATOR_SCRIPTS/postgresql.conf" "$OPERATOR_SCRIPTS/pg_hba.conf" "$ROOT/webcluster/"
 mkdir -p "$ROOT/run/webcluster-db" "$ROOT/run/webcluster-db-1" "$ROOT/var/lib/postgresql/replica"
 chown "$IMAGE_UID:$IMAGE_GID" "$ROOT/run/webcluster-db" "$ROOT/run/webcluster-db-1" "$ROOT/var/lib/postgresql/replica"
 common=(DB_PRIMARY_POD=db-0 DB_PRIMARY_HOST=127.0.0.1 DB_PRIMARY_PORT=5432 DB_CONFIG_DIR=/webcluster
@@ -20,12 +20,10 @@ replica_pid=$BG_PID
 wait_until "the replica's readiness probe" in_image "${replica[@]}" /bin/sh /webcluster/probe.sh
 [ "$(in_image PGPASSWORD=app-pw psql -X -tA -h 127.0.0.1 -p 5433 -U app -d app -c 'SELECT x FROM t')" = from-primary ] ||
   fail "the replica did not stream the row"
-kill -TERM "$replica_pid" "$primary_pid"
-wait "$replica_pid" || fail "replica exited $? on SIGTERM"
-wait "$primary_pid" || fail "primary exited $? on SIGTERM"
+stop "$replica_pid" || fail "replica exited $? on SIGTERM"
+stop "$primary_pid" || fail "primary exited $? on SIGTERM"
 # The image's own entrypoint, as `docker run -e POSTGRES_PASSWORD=... postgres:17` uses it.
 in_image_bg PGDATA=/tmp/pgdata POSTGRES_PASSWORD=pw POSTGRES_DB=shop docker-entrypoint.sh postgres -p 5434
 entry_pid=$BG_PID
 wait_until "the entrypoint's server" in_image PGPASSWORD=pw psql -X -h 127.0.0.1 -p 5434 -U postgres -d shop -c 'SELECT 1'
-kill -INT "$entry_pid"
-wait "$entry_pid" || fail "entrypoint server exited $? on SIGINT"
+stop "$entry_pid" INT || fail "entrypoint server exited $? on SIGINT"

@@ -2,7 +2,7 @@
 # The operator's redis start script and config: a primary on 6379, a replica on 6380.
 mkdir -p "$ROOT/webcluster" "$ROOT/data-1"
 chown "$IMAGE_UID:$IMAGE_GID" "$ROOT/data-1"
-cp "$REPO/src/build/scripts/redis-start.sh" "$ROOT/webcluster/start.sh"
+cp "$OPERATOR_SCRIPTS/redis-start.sh" "$ROOT/webcluster/start.sh"
 printf 'bind * -::*\nprotected-mode no\nmaxmemory 64mb\nmaxmemory-policy volatile-lru\nappendonly yes\nreplica-read-only yes\n' \
   > "$ROOT/webcluster/redis.conf"
 common=(REDIS_PRIMARY_POD=cache-0 REDIS_PRIMARY_HOST=127.0.0.1 REDIS_CONFIG_DIR=/webcluster)
@@ -15,7 +15,9 @@ wait_until "the primary answers" in_image redis-cli -p 6379 ping
 in_image redis-cli -p 6379 set probe from-primary >/dev/null
 replica_has() { [ "$(in_image redis-cli -p 6380 get probe)" = from-primary ]; }
 wait_until "the replica has the primary's key" replica_has
-[ -s "$ROOT/data/appendonlydir/appendonly.aof.1.incr.aof" ] || fail "no append-only file in /data"
-kill -TERM "$replica_pid" "$primary_pid"
-wait "$replica_pid" || fail "replica exited $? on SIGTERM"
-wait "$primary_pid" || fail "primary exited $? on SIGTERM"
+# A replica refuses SIGTERM while it writes its first append-only file.
+aof_done() { in_image redis-cli -p 6380 info persistence | grep -q '^aof_rewrite_in_progress:0'; }
+wait_until "the replica's first append-only file" aof_done
+[ -d "$ROOT/data/appendonlydir" ] || fail "no append-only file in /data"
+stop "$replica_pid" || fail "replica exited $? on SIGTERM"
+stop "$primary_pid" || fail "primary exited $? on SIGTERM"

@@ -12,5 +12,5 @@ varnish_pid=$BG_PID
 through_varnish() { curl -fsS -D - http://127.0.0.1:8080/ | grep -qi '^via:.*varnish'; }
 wait_until "a page through varnish" through_varnish
 curl -fsS http://127.0.0.1:8080/ | grep -q "hello from the backend" || fail "wrong page through varnish"
-kill -TERM "$varnish_pid" "$backend_pid"
-wait "$varnish_pid" || true
+stop "$varnish_pid" || fail "varnishd exited $? on SIGTERM"
+stop "$backend_pid" || true
