@@ -20,7 +20,11 @@ use harness::cluster::{
 use harness::conditions::{condition, describe as describe_condition, is_ready};
 use harness::fs::TempDir;
 use harness::process::{OperatorProcess, log_dir, operator_binary};
-use harness::wait::{READY_TIMEOUT, SETUP_TIMEOUT, poll, wait_for};
+use harness::wait::{READY_TIMEOUT, SETUP_TIMEOUT, assert_holds_for, poll, wait_for};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::PostParams;
 use kube::config::Kubeconfig;
 use serde_json::Value;
 use webcluster::api::WebCluster;
@@ -601,6 +605,76 @@ async fn operator_binary_reaches_ready_with_the_chart_namespace_role() {
         true,
         &[("examples/roundcube.yaml", "roundcube"), ("examples/ezplatform.yaml", "ezplatform")],
     )
+    .await;
+}
+
+/// Grants the account `operator` of `ns` a Role `name` with `rules`, in `ns`.
+async fn grant(ns: &TestNamespace, name: &str, rules: Value) {
+    let role: Role = serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "rules": rules}))
+        .expect("a Role from the chart's rules");
+    ns.api::<Role>().create(&PostParams::default(), &role).await.expect("creating the Role");
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns.name()}],
+    }))
+    .expect("a RoleBinding");
+    ns.api::<RoleBinding>().create(&PostParams::default(), &binding).await.expect("creating the RoleBinding");
+}
+
+/// /readyz answers 503 while a watch cache cannot sync (the chart's rights
+/// without Pods; /healthz still 200), and 200 once the right is granted.
+#[tokio::test]
+async fn readyz_fails_while_a_watch_is_forbidden() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("readyz-forbidden").await;
+    let rendered = documents(&template("rel", "ops", &["--set-string", &format!("watchNamespace={}", ns.name())]));
+    let role = of_kind(&rendered, "Role").into_iter().find(|r| r["metadata"]["namespace"] == ns.name()).cloned();
+    let mut rules = role.expect("the chart's workload Role")["rules"].clone();
+    let mut pod_rules = Vec::new();
+    for rule in rules.as_array_mut().expect("rules") {
+        if let Some(resources) = rule["resources"].as_array_mut()
+            && resources.iter().any(|r| r == "pods")
+        {
+            resources.retain(|r| r != "pods");
+            pod_rules.push(serde_json::json!({"apiGroups": [""], "resources": ["pods"], "verbs": rule["verbs"]}));
+        }
+    }
+    assert!(!pod_rules.is_empty(), "the chart's Role has no rule for pods");
+    rules.as_array_mut().expect("rules").retain(|r| r["resources"].as_array().is_some_and(|v| !v.is_empty()));
+    let account = ServiceAccount {
+        metadata: ObjectMeta { name: Some("operator".into()), ..Default::default() },
+        ..Default::default()
+    };
+    ns.api::<ServiceAccount>().create(&PostParams::default(), &account).await.expect("creating the ServiceAccount");
+    grant(&ns, "without-pods", rules).await;
+    let token = kubectl_ok(&["create", "token", "operator", "-n", ns.name(), "--duration=1h"]);
+    let dir = TempDir::new("readyz-forbidden");
+    let kubeconfig = dir.join("kubeconfig");
+    token_kubeconfig(token.trim(), ns.name(), &kubeconfig);
+    assert!(!can_i(&kubeconfig, &["watch", "pods", "-n", ns.name()]), "the token may watch Pods");
+
+    let (mut command, port) = OperatorProcess::command(&operator_binary(), ns.name());
+    command
+        .args(["--leader-election=false", "--log-format", "text", "--log-level", "info,webcluster=debug"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    let log = log_dir().join(format!("readyz-{}.log", ns.name()));
+    let mut operator = OperatorProcess::spawn("readyz", command, port, log).expect("starting webcluster-operator");
+    operator.wait_serving(SETUP_TIMEOUT).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_holds_for("/readyz 503 while the Pod watch is forbidden", Duration::from_secs(10), || {
+        let unready = operator.http_status("/readyz") == Some(503) && operator.http_status("/healthz") == Some(200);
+        async move { unready }
+    })
+    .await;
+    assert!(!forbidden(&operator).is_empty(), "the log does not say what was forbidden:\n{}", operator.process.log());
+
+    grant(&ns, "pods", serde_json::Value::Array(pod_rules)).await;
+    wait_for("/readyz 200 once Pods may be watched", SETUP_TIMEOUT, || {
+        let ready = operator.http_status("/readyz") == Some(200);
+        async move { ready }
+    })
     .await;
 }
 
