@@ -385,8 +385,8 @@ down() {
 
 status() {
   toolchain
-  if healthy; then
-    progress "cluster '$CLUSTER_NAME' running and healthy ($(ready_nodes) Ready nodes); kubeconfig: $KUBECONFIG_PATH"
+  if healthy && { [[ "$REAL_NODE" == 0 ]] || bash "$HACK_DIR/node.sh" status; }; then
+    progress "cluster '$CLUSTER_NAME' running and healthy ($(ready_nodes) Ready kwok nodes); kubeconfig: $KUBECONFIG_PATH"
   else
     progress "cluster '$CLUSTER_NAME' not running or not healthy"
     return 1
