@@ -263,7 +263,7 @@ record_host_state() {
     echo "EXTERNAL_IF=$(external_interface)"
     for s in $SYSCTLS; do echo "SYSCTL_${s//./_}=$(sysctl -n "$s")"; done
     for p in $HOST_PATHS; do [[ -e "$p" ]] || echo "CREATED_PATHS+=\" $p\""; done
-    echo "NFT_TABLES=';$(nft list tables | tr '\n' ';')'" # never empty once recorded
+    ! command -v nft >/dev/null || echo "NFT_TABLES=';$(nft list tables | tr '\n' ';')'" # never empty once recorded
   } >"$HOST_ENV.tmp"
   mv "$HOST_ENV.tmp" "$HOST_ENV"
 }
@@ -318,7 +318,7 @@ remove_chains() { # <iptables command> <chain name regex>
 # The iptables-nft tables (filter, nat, mangle, raw) that the node's chains
 # brought into existence, once nothing is left in them.
 remove_new_tables() {
-  [[ -n "$NFT_TABLES" ]] || return 0
+  [[ -n "$NFT_TABLES" ]] && command -v nft >/dev/null || return 0
   local family name
   nft list tables | while read -r _ family name; do
     [[ "$NFT_TABLES" == *";table $family $name;"* ]] && continue
@@ -744,7 +744,10 @@ import_images() { # <name...>
 }
 
 up() {
-  local steps=9
+  local steps=9 tool
+  for tool in socat iptables ip6tables nft ip conntrack openssl setsid flock /usr/lib/cni/bridge; do
+    command -v "$tool" >/dev/null || die "$tool is missing (Debian packages: hack/apt-packages.txt)"
+  done
   progress "step 1/$steps: binaries (hack/toolchain.sh node)"
   build
   find_kubectl
