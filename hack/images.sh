@@ -175,7 +175,7 @@ debian_rootfs() {
 strip_rootfs() {
   local root=$1
   rm -rf "${root:?}"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/debconf/*-old \
-    "$root"/var/lib/dpkg/*-old "$root"/var/log/*.log "$root"/var/log/apt/* \
+    "$root"/var/lib/dpkg/*-old "$root"/var/log/*.log "$root"/var/log/apt/* "$root"/var/cache/apt/archives/partial \
     "$root"/usr/share/man "$root"/usr/share/info "$root"/usr/share/lintian "$root"/usr/share/locale/* \
     "${root:?}"/dev/* "$root"/tmp/* "$root"/var/tmp/* "$root"/etc/hostname "$root"/etc/resolv.conf
   [ ! -d "$root/usr/share/doc" ] || find "$root/usr/share/doc" -xdev ! -type d ! -name copyright -delete
