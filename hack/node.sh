@@ -154,11 +154,16 @@ start_process() { # <name> <command...>
   echo "$!" >"$NODE_DIR/pids/$name.pid"
 }
 
-# Containerd's shims: started by containerd, found by the socket in their -address.
-shim_pids() {
+# The node's programs running with a NODE_DIR path in their arguments: the
+# shims (started by containerd, their -address is under NODE_DIR), and daemons
+# whose pid files went missing (a state folder removed by hand).
+node_program_pids() {
   local p
   for p in /proc/[0-9]*; do
-    [[ "$(readlink "$p/exe" 2>/dev/null)" == */containerd-shim-runc-v2 ]] || continue
+    case "$(readlink "$p/exe" 2>/dev/null)" in
+      */containerd-shim-runc-v2 | */containerd | */kubelet | */kube-proxy | */socat) ;;
+      *) continue ;;
+    esac
     is_node_process "${p#/proc/}" && echo "${p#/proc/}"
   done
   return 0
@@ -368,8 +373,8 @@ clean() {
   stop_pids KILL 10 "${pids[@]}"
   pid="$(pid_of containerd)" && stop_pids KILL 10 "$pid"
   pids=()
-  while read -r pid; do [[ -n "$pid" ]] && pids+=("$pid"); done < <(shim_pids)
-  [[ ${#pids[@]} -eq 0 ]] || progress "stopping ${#pids[@]} containerd shims"
+  while read -r pid; do [[ -n "$pid" ]] && pids+=("$pid"); done < <(node_program_pids)
+  [[ ${#pids[@]} -eq 0 ]] || progress "stopping ${#pids[@]} containerd shims (and daemons without a pid file)"
   stop_pids KILL 5 "${pids[@]}"
   pid="$(pid_of socat)" && stop_pids TERM 5 "$pid"
   for ns in "${netns[@]}"; do
