@@ -532,3 +532,134 @@ async fn a_change_kubernetes_cannot_apply_is_reported_not_retried() {
     assert!(retries <= 1, "the operator retried the refused change {retries} times in 10 s");
     operator.stop().await;
 }
+
+/// Every version of one object a watch delivered, with its resourceVersion.
+/// On the local cluster that is etcd's revision, one counter across all
+/// objects, so versions of different objects order in time.
+struct Timeline<K> {
+    versions: Arc<std::sync::Mutex<Vec<(u64, K)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<K> Timeline<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    /// Starts recording object `name`; returns once the watch listed it.
+    async fn record(api: Api<K>, name: &str) -> Self {
+        use futures::StreamExt;
+        use kube::runtime::watcher::{self, Event};
+        let versions = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (listed, mut on_listed) = tokio::sync::watch::channel(false);
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let stream = watcher::watcher(api, config);
+        let sink = versions.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(Event::Apply(object) | Event::InitApply(object)) => {
+                        let version = object.resource_version().and_then(|v| v.parse().ok()).unwrap_or(0);
+                        sink.lock().unwrap().push((version, object));
+                    }
+                    Ok(Event::InitDone) => {
+                        let _ = listed.send(true);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        tokio::time::timeout(SETUP_TIMEOUT, on_listed.wait_for(|done| *done)).await.unwrap().unwrap();
+        Self { versions, task }
+    }
+
+    /// The recorded versions so far.
+    fn versions(&self) -> Vec<(u64, K)> {
+        self.versions.lock().unwrap().clone()
+    }
+
+    /// The object as it was at `version`: the last recorded version not after it.
+    fn at(&self, version: u64) -> Option<K> {
+        self.versions().into_iter().rev().find(|(v, _)| *v <= version).map(|(_, object)| object)
+    }
+}
+
+impl<K> Drop for Timeline<K> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Why a Deployment does not yet run its current spec everywhere, if it does not.
+fn deployment_behind(d: &Deployment) -> Option<String> {
+    let s = d.status.clone().unwrap_or_default();
+    let desired = d.spec.replicas.unwrap_or(1);
+    let figures = [s.replicas, s.updated_replicas, s.ready_replicas].map(|n| n.unwrap_or(0));
+    let current = s.observed_generation >= d.metadata.generation && figures == [desired; 3];
+    (!current).then(|| {
+        format!(
+            "generation {:?} observed {:?}, replicas/updated/ready {figures:?} of {desired}",
+            d.metadata.generation, s.observed_generation
+        )
+    })
+}
+
+/// Why a StatefulSet does not yet run its current spec everywhere, if it does not.
+fn stateful_set_behind(set: &StatefulSet) -> Option<String> {
+    let s = set.status.clone().unwrap_or_default();
+    let desired = set.spec.replicas.unwrap_or(1);
+    let figures = [s.replicas, s.updated_replicas.unwrap_or(0), s.ready_replicas.unwrap_or(0)];
+    let current = s.observed_generation >= set.metadata.generation && figures == [desired; 3];
+    (!current).then(|| {
+        format!(
+            "generation {:?} observed {:?}, replicas/updated/ready {figures:?} of {desired}",
+            set.metadata.generation, s.observed_generation
+        )
+    })
+}
+
+#[tokio::test]
+async fn a_new_generation_is_not_ready_before_every_child_runs_its_spec() {
+    let ns = TestNamespace::new("generation").await;
+    let operator = Operator::start(ns.name()).await;
+    apply_yaml(&ns, SMALL).await;
+    wait_ready_in(&ns, "shop").await;
+    let clusters = ns.api::<WebCluster>();
+    let statuses = Timeline::record(clusters.clone(), "shop").await;
+    let app = Timeline::record(ns.api::<Deployment>(), "shop-app").await;
+    let cache = Timeline::record(ns.api::<StatefulSet>(), "shop-cache").await;
+
+    let changed =
+        SMALL.replace("shop:1", "shop:2").replace("backend: memcached,", "backend: memcached, memoryMib: 96,");
+    apply_yaml(&ns, &changed).await;
+    let generation = clusters.get("shop").await.unwrap().metadata.generation;
+    let ready_at_generation =
+        |c: &WebCluster| is_ready(c) && c.status.as_ref().and_then(|s| s.observed_generation) == generation;
+    wait_for("Ready for the new generation, seen by the watch", READY_TIMEOUT, || {
+        let seen = statuses.versions().iter().any(|(_, c)| ready_at_generation(c));
+        async move { seen }
+    })
+    .await;
+
+    let mut checked = 0;
+    for (version, cluster) in statuses.versions().iter().filter(|(_, c)| ready_at_generation(c)) {
+        let deployment = app.at(*version).expect("the app Deployment was recorded");
+        let set = cache.at(*version).expect("the cache StatefulSet was recorded");
+        for (child, behind) in [
+            ("Deployment shop-app", deployment_behind(&deployment)),
+            ("StatefulSet shop-cache", stateful_set_behind(&set)),
+        ] {
+            assert_eq!(
+                behind,
+                None,
+                "status at version {version} says Ready for generation {generation:?} ({:?}) while {child} is behind",
+                condition(cluster, "Ready")
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 0);
+    let image = deployment_image(&ns, "shop-app").await;
+    assert_eq!(image.as_deref(), Some("shop:2"), "the change rolled out");
+    operator.stop().await;
+}

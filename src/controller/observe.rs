@@ -39,6 +39,30 @@ pub struct Snapshot {
     pub files_claim: Option<PersistentVolumeClaim>,
 }
 
+impl Snapshot {
+    /// Raises the generation of each workload to the one its last apply
+    /// returned (`applied(kind, name)`), where the watch cache still shows an
+    /// older one: the status then waits for the workload to observe the spec
+    /// just applied instead of reading readiness from the spec before it.
+    pub fn after_apply(mut self, name: &str, applied: impl Fn(&'static str, &str) -> Option<i64>) -> Self {
+        raise(&mut self.deployment, &names::app(name), &applied);
+        raise(&mut self.database, &names::database(name), &applied);
+        raise(&mut self.cache, &names::cache(name), &applied);
+        self
+    }
+}
+
+fn raise<K: k8s_openapi::Resource + Resource<DynamicType = ()>>(
+    object: &mut Option<K>,
+    name: &str,
+    applied: &impl Fn(&'static str, &str) -> Option<i64>,
+) {
+    let Some(object) = object else { return };
+    let Some(generation) = applied(K::KIND, name) else { return };
+    let meta = object.meta_mut();
+    meta.generation = meta.generation.max(Some(generation));
+}
+
 /// Reads the snapshot of `cluster`: the operator's own children from the
 /// caches, the user's Secrets and claims (and a generated Secret the cache
 /// does not show complete) with GETs.

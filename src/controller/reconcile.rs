@@ -120,6 +120,7 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
         // rewritten at once: their creation triggers the next reconcile, which reports.
         return Ok(Action::requeue(ctx.settings.resync));
     }
+    let snapshot = snapshot.after_apply(name, |kind, child| ctx.applier.generation(uid, kind, child));
     let paced = ctx
         .reporter
         .report(cluster, &key(cluster), &snapshot, &planned.rollout, &outcome.rejections)

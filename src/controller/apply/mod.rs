@@ -32,11 +32,14 @@ pub struct ApplyOutcome {
     pub rejections: Vec<String>,
 }
 
-/// What was applied to one child, and the child's version right after.
+/// What was applied to one child, and the child's version and generation right after.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Applied {
     hash: u64,
     version: u64,
+    /// The generation the API server gave the applied spec: the child's
+    /// status describes that spec once its observedGeneration reaches it.
+    generation: Option<i64>,
 }
 
 /// A child of one WebCluster: kind and name.
@@ -75,6 +78,12 @@ impl Applier {
     /// Forgets every WebCluster not in `live`.
     pub fn retain(&self, live: &HashSet<String>) {
         self.applied.retain(live);
+    }
+
+    /// The generation the last apply of child `kind`/`name` of the WebCluster
+    /// `uid` returned. The watch caches may still show an older one.
+    pub fn generation(&self, uid: &str, kind: &'static str, name: &str) -> Option<i64> {
+        self.applied.read(uid, |memory| memory.get(&(kind, name.to_string())).and_then(|a| a.generation)).flatten()
     }
 
     /// Server-side applies every child that differs from what is cached, a few
@@ -134,7 +143,11 @@ impl Applier {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &child.api_resource());
         match api.patch(&name, &params, &Patch::Apply(&desired)).await {
             Ok(object) => {
-                let applied = Applied { hash, version: Digest::of(&object.metadata).version };
+                let applied = Applied {
+                    hash,
+                    version: Digest::of(&object.metadata).version,
+                    generation: object.metadata.generation,
+                };
                 self.applied.with(uid, |memory| memory.insert(key, applied));
                 self.metrics.applied(kind);
                 Ok(ChildResult::Applied { created: current.is_none() })
@@ -170,7 +183,7 @@ mod tests {
         let mut memory = HashMap::new();
         let first = children_of("shop:1");
         for child in &first {
-            memory.insert((child.kind(), child.name().to_string()), Applied { hash: 1, version: 1 });
+            memory.insert((child.kind(), child.name().to_string()), Applied { hash: 1, version: 1, generation: None });
         }
         keep_desired(&mut memory, &first);
         assert_eq!(memory.len(), first.len());

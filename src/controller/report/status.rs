@@ -167,10 +167,18 @@ fn stateful_verdict(
         return verdict(false, Reason::Creating, format!("StatefulSet {set_name} does not exist yet"));
     };
     let ready = ready_replicas(Some(set));
-    if ready >= desired {
+    let status = set.status.clone().unwrap_or_default();
+    let updated = status.updated_replicas.unwrap_or(0);
+    // Counts of a spec the StatefulSet controller has not seen yet describe the one before.
+    let observed = status.observed_generation >= set.metadata.generation;
+    if observed && ready >= desired && updated >= desired && status.replicas == desired {
         verdict(true, Reason::StatefulSetReady, format!("{ready}/{desired} {what} pods ready"))
     } else {
-        verdict(false, Reason::PodsNotReady, format!("StatefulSet {set_name}: {ready}/{desired} {what} pods ready"))
+        verdict(
+            false,
+            Reason::PodsNotReady,
+            format!("StatefulSet {set_name}: {ready}/{desired} {what} pods ready, {updated} updated"),
+        )
     }
 }
 
@@ -405,7 +413,12 @@ mod tests {
                 ..Deployment::default()
             };
             let database = StatefulSet {
-                status: Some(StatefulSetStatus { ready_replicas: Some(2), ..StatefulSetStatus::default() }),
+                status: Some(StatefulSetStatus {
+                    replicas: 2,
+                    ready_replicas: Some(2),
+                    updated_replicas: Some(2),
+                    ..StatefulSetStatus::default()
+                }),
                 ..StatefulSet::default()
             };
             Snapshot { deployment: Some(deployment), database: Some(database), ..Snapshot::default() }
@@ -477,6 +490,66 @@ mod tests {
 
         fn computed_with(rollout: &Rollout) -> Computed {
             computed(&cluster(), &serving(2), rollout, 0)
+        }
+
+        /// `serving(2)` with every workload at generation 5, whose controllers observed `observed`.
+        fn generations(observed: i64) -> Snapshot {
+            let mut snapshot = serving(2);
+            for meta in [
+                snapshot.deployment.as_mut().map(|d| &mut d.metadata),
+                snapshot.database.as_mut().map(|s| &mut s.metadata),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                meta.generation = Some(5);
+            }
+            if let Some(status) = snapshot.deployment.as_mut().and_then(|d| d.status.as_mut()) {
+                status.observed_generation = Some(observed);
+            }
+            if let Some(status) = snapshot.database.as_mut().and_then(|s| s.status.as_mut()) {
+                status.observed_generation = Some(observed);
+            }
+            snapshot
+        }
+
+        #[test]
+        fn counts_of_a_spec_not_yet_observed_are_not_ready() {
+            let current = computed(&cluster(), &generations(5), &RELEASED, 0);
+            assert_eq!(reason(&current, ConditionType::Ready), (true, Reason::AllComponentsReady));
+            let lagging = computed(&cluster(), &generations(4), &RELEASED, 0);
+            assert_eq!(reason(&lagging, ConditionType::AppReady), (false, Reason::RollingOut));
+            assert_eq!(reason(&lagging, ConditionType::DatabaseReady), (false, Reason::PodsNotReady));
+            let ready = &lagging.status.conditions[0];
+            assert_eq!((lagging.status.observed_generation, ready.status.as_str()), (Some(3), "False"));
+        }
+
+        #[test]
+        fn a_stateful_set_is_ready_once_every_pod_runs_the_current_spec() {
+            let database_reason = |change: fn(&mut StatefulSetStatus)| {
+                let mut snapshot = generations(5);
+                if let Some(status) = snapshot.database.as_mut().and_then(|s| s.status.as_mut()) {
+                    change(status);
+                }
+                reason(&computed(&cluster(), &snapshot, &RELEASED, 0), ConditionType::DatabaseReady)
+            };
+            assert_eq!(database_reason(|_| {}), (true, Reason::StatefulSetReady));
+            let rolling = database_reason(|s| s.updated_replicas = Some(1));
+            assert_eq!(rolling, (false, Reason::PodsNotReady), "one pod runs the spec before");
+            let scaling = database_reason(|s| s.replicas = 3);
+            assert_eq!(scaling, (false, Reason::PodsNotReady), "a pod too many");
+        }
+
+        #[test]
+        fn a_generation_just_applied_holds_ready_until_the_workloads_observe_it() {
+            // The caches still show generation 5, observed; the apply returned 6.
+            let applied = |kind: &'static str, _: &str| (kind == "Deployment").then_some(6);
+            let snapshot = generations(5).after_apply("shop", applied);
+            let computed = computed(&cluster(), &snapshot, &RELEASED, 0);
+            assert_eq!(reason(&computed, ConditionType::AppReady), (false, Reason::RollingOut));
+            assert_eq!(reason(&computed, ConditionType::DatabaseReady), (true, Reason::StatefulSetReady));
+            let older = generations(5).after_apply("shop", |_, _| Some(4));
+            assert_eq!(older.deployment.and_then(|d| d.metadata.generation), Some(5), "never lowered");
         }
 
         #[test]
