@@ -85,10 +85,31 @@ pub fn toolchain_bin() -> PathBuf {
 /// later caller panics with the same message.
 pub fn ensure_cluster() {
     static UP: OnceLock<Result<(), String>> = OnceLock::new();
-    let up = UP.get_or_init(|| run_script("hack/cluster.sh", &["up"]).map(|_| ()));
+    let up = UP.get_or_init(|| {
+        run_script("hack/cluster.sh", &["up"])?;
+        no_unscoped_demo_operator()
+    });
     if let Err(e) = up {
         panic!("test cluster unavailable: {e}");
     }
+}
+
+/// Fails when the operator of an older `make demo` runs: it watched every
+/// namespace and would act in the tests' namespaces too (today's demo watches
+/// only `demo`).
+fn no_unscoped_demo_operator() -> Result<(), String> {
+    let Ok(pid) = std::fs::read_to_string(kubeconfig_path().with_file_name("operator.pid")) else { return Ok(()) };
+    let pid = pid.trim();
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return Ok(()) };
+    let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let operator = args.first().is_some_and(|a| a.ends_with("webcluster-operator")) && args.iter().any(|a| a == "run");
+    if operator && !args.iter().any(|a| a == "--namespace" || a.starts_with("--namespace=")) {
+        return Err(format!(
+            "the operator of an earlier `make demo` (pid {pid}) watches every namespace, the tests' too; \
+             stop it (`make demo-down`, or `kill {pid}`) and run `make demo` again, whose operator watches only `demo`"
+        ));
+    }
+    Ok(())
 }
 
 /// The kube config of the test cluster (starting it if needed).
