@@ -4,6 +4,9 @@
 # a replica while it streams from the primary and its replay lag is within
 # DB_MAX_LAG_SECONDS (no lag counts while it has replayed all it received).
 set -eu
+# Bounded by itself: a stopped or hung server must fail the probe, not hang it
+# (a runtime may not end an exec probe whose children hold its output open).
+export PGCONNECT_TIMEOUT=3 PGOPTIONS="-c statement_timeout=3000"
 query() {
   psql -X -tA -h "${DB_SOCKET_DIR:?}" -p "${DB_PORT:?}" -U postgres -d postgres -c "$1"
 }

@@ -121,5 +121,8 @@ run_replica() {
 }
 
 mkdir -p "$DB_DATA_DIR" "$DB_SOCKET_DIR"
+# The kubelet gives the volume the pod's fsGroup at every mount (group rwx,
+# recursively); PostgreSQL refuses a data folder open to its group for writing.
+[ ! -d "$PGDATA" ] || chmod 0700 "$PGDATA"
 rm -f "$CONFIGURED"
 if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then run_primary; else run_replica; fi
