@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::api::WebCluster;
-use crate::api::validate::{FieldError, check_rules, check_schema};
+use crate::api::validate::{self, FieldError, check_rules, check_schema};
 use crate::desired::{self, BuildError, Child, Plan};
 
 /// The apiVersion a WebCluster document must have.
@@ -66,6 +66,7 @@ fn is_other_api_group(document: &Value) -> bool {
 }
 
 fn parse_document(document: usize, mut value: Value) -> Result<WebCluster, RenderError> {
+    validate::integral_floats_as_integers(&mut value);
     let Some(object) = value.as_object_mut() else {
         return Err(invalid(document, "(document)", "must be a mapping with apiVersion, kind, metadata and spec"));
     };
@@ -82,7 +83,10 @@ fn parse_document(document: usize, mut value: Value) -> Result<WebCluster, Rende
     if let Some(meta) = metadata.as_object_mut() {
         meta.entry("namespace").or_insert_with(|| Value::String("default".into()));
     }
-    let cluster: WebCluster = serde_path_to_error::deserialize(&value).map_err(|e| {
+    // The API server prunes null fields before it decodes (after it refused unknown ones).
+    let mut pruned = value.clone();
+    validate::prune_nulls(&mut pruned);
+    let cluster: WebCluster = serde_path_to_error::deserialize(&pruned).map_err(|e| {
         let (path, message) = describe(e.path().to_string(), e.into_inner().to_string());
         invalid(document, &path, message)
     })?;

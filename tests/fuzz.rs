@@ -237,3 +237,87 @@ fn mutated_examples_never_panic() {
         check_value(&document)
     });
 }
+
+/// A leaf value for the differential target: kinds of values that sit at the
+/// edges of the validator's checks (a deep object only tells type errors apart).
+fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        (-2i64..70000).prop_map(Value::from),
+        prop_oneof![Just(0.5), Just(1e3), Just(-1.0)].prop_map(Value::from),
+        edgy_string().prop_map(Value::from),
+        proptest::collection::vec(edgy_string().prop_map(Value::from), 0..3).prop_map(Value::Array),
+        Just(serde_json::json!({})),
+    ]
+}
+
+fn leaf_mutation() -> impl Strategy<Value = Mutation> {
+    let names = field_names();
+    prop_oneof![
+        6 => (any::<Index>(), leaf()).prop_map(|(at, value)| Mutation::Replace(at, value)),
+        2 => any::<Index>().prop_map(Mutation::Remove),
+        2 => (any::<Index>(), proptest::sample::select(names), leaf())
+            .prop_map(|(at, name, value)| Mutation::Insert(at, name, value)),
+    ]
+}
+
+/// The API server's verdict on `document` (a dry-run create in `namespace`,
+/// unknown fields refused as `kubectl` does): `Err` with its message.
+async fn server_verdict(client: &kube::Client, namespace: &str, document: &Value) -> Result<(), String> {
+    let uri =
+        format!("/apis/webcluster.io/v1alpha1/namespaces/{namespace}/webclusters?dryRun=All&fieldValidation=Strict");
+    let body = serde_json::to_vec(document).map_err(|e| e.to_string())?;
+    let request =
+        http::Request::post(uri).header("content-type", "application/json").body(body).map_err(|e| e.to_string())?;
+    match client.request_text(request).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) => Err(status.message),
+        Err(e) => panic!("the API server did not answer: {e}"),
+    }
+}
+
+/// `render` and the real API server give the same verdict on examples changed
+/// at one to three random places (`FUZZ_SERVER_CASES` inputs, default 200).
+#[test]
+fn render_and_the_api_server_agree_on_mutated_examples() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let namespace = runtime.block_on(async {
+        harness::cluster::ensure_crd().await;
+        harness::cluster::TestNamespace::new("fuzz-verdicts").await
+    });
+    let client = namespace.client();
+    let cases = std::env::var("FUZZ_SERVER_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
+    let config = Config { cases, failure_persistence: None, max_shrink_iters: 256, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    let inputs = (proptest::sample::select(examples()), proptest::collection::vec(leaf_mutation(), 1..4));
+    let start = Instant::now();
+    let refused = AtomicUsize::new(0);
+    let result = runner.run(&inputs, |(mut document, mutations)| {
+        for mutation in mutations {
+            apply(&mut document, mutation);
+        }
+        // render skips documents of other API groups (a ConfigMap beside the WebCluster).
+        let version = document.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        prop_assume!(version.starts_with("webcluster.io/"));
+        if let Some(metadata) = document.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.insert("namespace".into(), Value::from(namespace.name()));
+        }
+        let text = serde_json::to_string(&document).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let offline = render::manifests(&text).map(drop).map_err(|e| e.to_string());
+        let online = runtime.block_on(server_verdict(&client, namespace.name(), &document));
+        if offline.is_err() {
+            refused.fetch_add(1, Ordering::Relaxed);
+        }
+        prop_assert_eq!(offline.is_ok(), online.is_ok(), "render: {:?}\nAPI server: {:?}\n{}", offline, online, text);
+        Ok(())
+    });
+    println!(
+        "[fuzz] render vs API server: {cases} mutated examples in {:.1} s ({} refused by both, the rest accepted by both)",
+        start.elapsed().as_secs_f64(),
+        refused.load(Ordering::Relaxed)
+    );
+    if let Err(failure) = result {
+        panic!("render and the API server disagree: {failure}");
+    }
+}

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use regex::Regex;
 use serde_json::Value;
@@ -40,6 +41,9 @@ pub fn check_schema(object: &Value) -> Vec<FieldError> {
     if let (Some(spec), Some(spec_schema)) = (object.get("spec"), SCHEMA.pointer("/properties/spec")) {
         walk(spec, spec_schema, "spec", &mut errors);
     }
+    if let Some(metadata) = object.get("metadata") {
+        walk(metadata, &METADATA_SCHEMA, "metadata", &mut errors);
+    }
     errors
 }
 
@@ -53,6 +57,14 @@ static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
         .and_then(|s| s.open_api_v3_schema.as_ref())
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or(Value::Null)
+});
+
+/// ObjectMeta's schema (the CRD only says `type: object`; the API server
+/// decodes metadata strictly), built once.
+static METADATA_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+    let generator =
+        schemars::generate::SchemaSettings::openapi3().with(|s| s.inline_subschemas = true).into_generator();
+    serde_json::to_value(generator.into_root_schema_for::<ObjectMeta>()).unwrap_or(Value::Null)
 });
 
 /// Every `pattern` of the schema, compiled once (`None`: the API server's
@@ -77,6 +89,10 @@ fn collect_patterns(schema: &Value, patterns: &mut BTreeMap<String, Option<Regex
 }
 
 fn walk(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    if let Some(expected) = type_mismatch(value, schema) {
+        errors.push(FieldError { path: path.to_string(), message: format!("must be of type {expected}") });
+        return;
+    }
     let mut fail = |message: String| errors.push(FieldError { path: path.to_string(), message });
     match value {
         Value::Number(n) => {
@@ -109,19 +125,91 @@ fn walk(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>)
         }
         Value::Object(fields) => {
             for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(name) = required.as_str().filter(|name| !fields.contains_key(*name)) {
+                // The API server drops a null field before it checks what is required.
+                if let Some(name) = required.as_str().filter(|name| fields.get(*name).is_none_or(Value::is_null)) {
                     errors.push(FieldError { path: format!("{path}.{name}"), message: "is required".into() });
                 }
             }
             for (name, field) in fields {
-                if let Some(field_schema) = schema.get("properties").and_then(|p| p.get(name)) {
-                    walk(field, field_schema, &format!("{path}.{name}"), errors);
-                } else if let Some(value_schema) = schema.get("additionalProperties") {
-                    walk(field, value_schema, &format!("{path}.{name}"), errors);
+                let known = schema.get("properties").and_then(|p| p.get(name)).or(schema.get("additionalProperties"));
+                if let Some(field_schema) = known {
+                    // A null field is pruned by the API server, unknown ones are refused first.
+                    if !field.is_null() {
+                        walk(field, field_schema, &format!("{path}.{name}"), errors);
+                    }
+                } else if schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) != Some(true) {
+                    let known: Vec<&str> = schema
+                        .get("properties")
+                        .and_then(Value::as_object)
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    errors.push(FieldError {
+                        path: format!("{path}.{name}"),
+                        message: format!("unknown field: allowed are {}", known.join(", ")),
+                    });
                 }
             }
         }
         Value::Null | Value::Bool(_) => {}
+    }
+}
+
+/// Removes every field whose value is null, at any depth: the API server
+/// prunes them before it defaults and validates (a null item of a list stays).
+pub fn prune_nulls(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            fields.retain(|_, field| !field.is_null());
+            fields.values_mut().for_each(prune_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(prune_nulls),
+        _ => {}
+    }
+}
+
+/// Writes every integral float (`1000.0`, YAML's `1e3`) as an integer, as the
+/// API server's decoder reads it.
+pub fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
+/// The type the schema wants when `value` has another one.
+fn type_mismatch(value: &Value, schema: &Value) -> Option<&'static str> {
+    let int_or_string = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+    let nullable = schema.get("nullable").and_then(Value::as_bool) == Some(true);
+    let fits = match (schema.get("type").and_then(Value::as_str), value) {
+        (_, Value::Null) if nullable => true,
+        (_, Value::Null) if int_or_string => return Some("integer or string"),
+        (_, Value::String(_) | Value::Number(_)) if int_or_string => return None,
+        (None, _) if int_or_string => return Some("integer or string"),
+        (None, _) => true,
+        (Some("integer"), Value::Number(n)) => n.is_i64() || n.is_u64(),
+        (Some("number"), Value::Number(_)) | (Some("string"), Value::String(_)) | (Some("boolean"), Value::Bool(_)) => {
+            true
+        }
+        (Some("array"), Value::Array(_)) | (Some("object"), Value::Object(_)) => true,
+        (Some(_), _) => false,
+    };
+    if fits {
+        None
+    } else {
+        schema.get("type").and_then(Value::as_str).map(|t| match t {
+            "integer" => "integer",
+            "number" => "number",
+            "string" => "string",
+            "boolean" => "boolean",
+            "array" => "array",
+            _ => "object",
+        })
     }
 }
 
