@@ -63,11 +63,14 @@ demo-down:
 
 .PHONY: fuzz
 # Long fuzz run of render and the validator (tests/fuzz.rs; make test runs 500 inputs
-# per target): FUZZ_CASES inputs for each of its three targets, figures printed per target.
+# per offline target and 200 against the API server): FUZZ_CASES inputs for each offline
+# target, FUZZ_SERVER_CASES mutated examples through render and the local API server.
 FUZZ_CASES ?= 50000
-fuzz:
-	@echo "[fuzz] $(FUZZ_CASES) inputs per target"
-	FUZZ_CASES=$(FUZZ_CASES) cargo test -j$(JOBS) --test fuzz -- --nocapture --test-threads=1
+FUZZ_SERVER_CASES ?= 5000
+fuzz: toolchain cluster
+	@echo "[fuzz] $(FUZZ_CASES) inputs per offline target, $(FUZZ_SERVER_CASES) against the API server"
+	FUZZ_CASES=$(FUZZ_CASES) FUZZ_SERVER_CASES=$(FUZZ_SERVER_CASES) \
+	  cargo test -j$(JOBS) --test fuzz -- --nocapture --test-threads=1
 
 .PHONY: chart
 # Copies the CRD into the chart and regenerates deploy/install.yaml (tests/chart.rs checks drift).
