@@ -221,11 +221,13 @@ pub struct PodOverrides {
     /// Pod security context. Without it the operator sets runAsNonRoot and RuntimeDefault seccomp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
-    /// Extra volumes (for example a ConfigMap with config files the image reads).
+    /// Extra volumes (for example a ConfigMap with config files the image reads). Each name appears once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub volumes: Vec<Volume>,
-    /// Extra volume mounts in the app, migration and job containers.
+    /// Extra volume mounts in the app, migration and job containers. Each mountPath appears once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["mountPath"]))]
     pub volume_mounts: Vec<VolumeMount>,
 }
 
