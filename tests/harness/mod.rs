@@ -21,5 +21,6 @@ pub mod conditions;
 pub mod corpus;
 pub mod fs;
 pub mod http;
+pub mod pods;
 pub mod process;
 pub mod wait;
