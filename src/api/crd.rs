@@ -80,6 +80,8 @@ mod tests {
             "spec.database.managed.resources.limits{}",
             "spec.database.managed.resources.requests{}",
             "spec.database.managed.storage.size",
+            "spec.httpCache.resources.limits{}",
+            "spec.httpCache.resources.requests{}",
             "spec.storage.volume.size",
         ];
         found.sort();

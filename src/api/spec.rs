@@ -126,12 +126,18 @@ pub struct AppSpec {
     /// Environment variables from ConfigMaps or Secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_from: Vec<EnvFromSource>,
-    /// CPU and memory requests and limits of the app container.
+    /// CPU and memory requests and limits of the app container. With autoscaling and no
+    /// CPU request here, the container requests 100m CPU: the HPA computes utilisation from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// HTTP readiness and liveness check. Without it the probes open a TCP connection to `port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// Seconds an app pod may take to start (the startupProbe, which checks like the
+    /// readiness probe) before it is restarted. Liveness checks begin only after it.
+    #[serde(default = "default_startup_timeout")]
+    #[schemars(range(min = 10, max = 3600))]
+    pub startup_timeout_seconds: i32,
     /// Pod-level settings: labels, scheduling, security, extra volumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodOverrides>,
@@ -154,6 +160,10 @@ pub struct AppSpec {
     #[schemars(length(max = 32), inner(length(min = 1, max = 128)), extend("x-kubernetes-list-type" = "set"))]
     #[x_kube(validation = Rule::new("self.all(n, n.matches('^[A-Za-z_][A-Za-z0-9_]*$'))").message("spec.app.sharedSecrets: each entry must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"))]
     pub shared_secrets: Vec<String>,
+}
+
+fn default_startup_timeout() -> i32 {
+    300
 }
 
 fn default_app_replicas() -> i32 {
@@ -184,6 +194,12 @@ pub struct HealthCheck {
     #[serde(default = "default_period")]
     #[schemars(range(min = 1, max = 3600))]
     pub period_seconds: i32,
+    /// HTTP path of the liveness probe: one that answers while the app's
+    /// dependencies (database, cache) are down. Without it the liveness probe opens
+    /// a TCP connection to the port, so a database outage never restarts app pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/"))]
+    pub liveness_path: Option<String>,
 }
 
 fn default_health_path() -> String {
@@ -249,8 +265,10 @@ pub struct PodPlacement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub priority_class_name: Option<String>,
-    /// Topology spread constraints of the pods. Without them app pods spread across
-    /// nodes and zones (ScheduleAnyway); migration and cron pods are placed like app pods.
+    /// Topology spread constraints of the pods, added to the defaults: app pods spread
+    /// across nodes and zones, cache, database and Varnish pods across zones (all
+    /// ScheduleAnyway, so one-zone clusters still schedule). A constraint given here
+    /// replaces the default on the same topologyKey. Migration and cron pods are placed like app pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
 }
@@ -372,7 +390,8 @@ pub struct CacheSpec {
     #[serde(default = "default_cache_memory")]
     #[schemars(range(min = 16, max = 65536))]
     pub memory_mib: i32,
-    /// Requests and limits. Without them the memory limit is memoryMib plus 25%.
+    /// Requests and limits. Without them: 50m CPU and memoryMib requested, memoryMib
+    /// plus 25% as the memory limit (connections and overhead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Redis only: keep data on a volume (append-only file) across restarts.
@@ -414,7 +433,8 @@ pub struct HttpCacheSpec {
     /// Varnish image. Defaults to the official `varnish` image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// Number of Varnish pods.
+    /// Number of Varnish pods. Two by default, so a drain or a crash never cuts the
+    /// traffic the Ingress sends through Varnish; a PodDisruptionBudget (maxUnavailable 1) keeps one.
     #[serde(default = "default_http_cache_replicas")]
     #[schemars(range(min = 1, max = 32))]
     pub replicas: i32,
@@ -422,6 +442,11 @@ pub struct HttpCacheSpec {
     #[serde(default = "default_http_cache_memory")]
     #[schemars(range(min = 16, max = 65536))]
     pub memory_mib: i32,
+    /// Requests and limits of the Varnish container. Without them: 50m CPU, memory
+    /// memoryMib plus 64 MiB requested and memoryMib × 1.5 plus 64 MiB as the limit
+    /// (Varnish keeps per-object overhead and thread stacks beside the `-s malloc` storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
     /// A complete VCL replacing the generated one. The backend must be named `app`
     /// and point at host `WEBCLUSTER_APP_HOST`, port `WEBCLUSTER_APP_PORT` (replaced when rendered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -432,7 +457,7 @@ pub struct HttpCacheSpec {
 }
 
 fn default_http_cache_replicas() -> i32 {
-    1
+    2
 }
 
 fn default_http_cache_memory() -> i32 {
@@ -487,7 +512,9 @@ pub struct ManagedDatabase {
     /// Data volume of each database pod.
     #[serde(default = "default_db_storage")]
     pub storage: VolumeSize,
-    /// Requests and limits of the database container.
+    /// Requests and limits of the database container. Without them: 100m CPU and
+    /// 256Mi memory requested, a 1Gi memory limit (room for the engines' default buffers
+    /// and connections; raise it with the buffers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Seconds a replica may lag behind the primary and still serve reads.

@@ -10,10 +10,11 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     ContainerPort, HTTPGetAction, Probe, Service, ServicePort, ServiceSpec, TCPSocketAction, TopologySpreadConstraint,
 };
-use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, Parent};
+use super::pod::{self, ZONE_KEY, spread};
 use super::workload::{run_once, workload_container, workload_template};
 use super::{Child, Plan, names};
 
@@ -21,6 +22,10 @@ use super::{Child, Plan, names};
 pub const SERVICE_PORT: i32 = 80;
 /// Name of the HTTP container port and Service port (of the app and of Varnish).
 pub const HTTP_PORT_NAME: &str = "http";
+
+/// The app container's CPU request when autoscaling is on and the user gave none:
+/// the HPA computes utilisation as a share of it.
+const AUTOSCALED_CPU_REQUEST: &str = "100m";
 
 /// Annotation of an app Deployment whose first rollout waits (for the database
 /// or the first migration). The controller releases it once, by dropping it.
@@ -51,8 +56,14 @@ fn deployment(parent: &Parent, image: &str, held: bool) -> Child {
         protocol: Some("TCP".into()),
         ..ContainerPort::default()
     }]);
-    container.readiness_probe = Some(probe(parent, 3));
-    container.liveness_probe = Some(probe(parent, 6));
+    let (readiness, startup, liveness) = probes(parent);
+    container.readiness_probe = Some(readiness);
+    container.startup_probe = Some(startup);
+    container.liveness_probe = Some(liveness);
+    if app.autoscaling.is_some() {
+        let requests = container.resources.get_or_insert_default().requests.get_or_insert_default();
+        requests.entry("cpu".into()).or_insert_with(|| Quantity(AUTOSCALED_CPU_REQUEST.into()));
+    }
     let mut template = workload_template(parent, Component::App, container, "Always", default_spread(parent));
     let annotations = app.pod.as_ref().map(|p| p.annotations.clone()).unwrap_or_default();
     if let Some(meta) = template.metadata.as_mut() {
@@ -87,39 +98,35 @@ fn deployment(parent: &Parent, image: &str, held: bool) -> Child {
 
 /// Spread app pods over nodes and zones, preferring but not requiring it.
 fn default_spread(parent: &Parent) -> Vec<TopologySpreadConstraint> {
-    ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
-        .into_iter()
-        .map(|key| TopologySpreadConstraint {
-            max_skew: 1,
-            topology_key: key.into(),
-            when_unsatisfiable: "ScheduleAnyway".into(),
-            label_selector: Some(parent.selector(Component::App)),
-            ..TopologySpreadConstraint::default()
-        })
-        .collect()
+    ["kubernetes.io/hostname", ZONE_KEY].into_iter().map(|key| spread(parent, Component::App, key)).collect()
 }
 
-fn probe(parent: &Parent, failure_threshold: i32) -> Probe {
+/// The app's probes: readiness (the health check, or TCP), a startup probe checking the
+/// same for up to `startupTimeoutSeconds`, and liveness on the liveness path or TCP, so
+/// a failing dependency makes pods unready but never restarts them.
+fn probes(parent: &Parent) -> (Probe, Probe, Probe) {
     let app = &parent.spec.app;
-    match &app.health_check {
-        Some(check) => Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some(check.path.clone()),
-                port: IntOrString::Int(check.port.unwrap_or(app.port)),
-                ..HTTPGetAction::default()
-            }),
-            initial_delay_seconds: Some(check.initial_delay_seconds),
-            period_seconds: Some(check.period_seconds),
-            failure_threshold: Some(failure_threshold),
-            ..Probe::default()
-        },
-        None => Probe {
-            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(app.port), host: None }),
-            period_seconds: Some(10),
-            failure_threshold: Some(failure_threshold),
-            ..Probe::default()
-        },
-    }
+    let check = app.health_check.as_ref();
+    let port = IntOrString::Int(check.and_then(|c| c.port).unwrap_or(app.port));
+    let period = check.map_or(10, |c| c.period_seconds);
+    let probe = |path: Option<&String>, failure_threshold: i32| Probe {
+        http_get: path.map(|path| HTTPGetAction {
+            path: Some(path.clone()),
+            port: port.clone(),
+            ..HTTPGetAction::default()
+        }),
+        tcp_socket: path.is_none().then(|| TCPSocketAction { port: port.clone(), host: None }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    };
+    let readiness = probe(check.map(|c| &c.path), 3);
+    let startup = Probe {
+        initial_delay_seconds: check.map(|c| c.initial_delay_seconds),
+        ..probe(check.map(|c| &c.path), (app.startup_timeout_seconds + period - 1) / period)
+    };
+    let liveness = probe(check.and_then(|c| c.liveness_path.as_ref()), 6);
+    (readiness, startup, liveness)
 }
 
 fn service(parent: &Parent) -> Child {
@@ -155,18 +162,7 @@ fn disruption_budget(parent: &Parent) -> Option<Child> {
         None if several => IntOrString::Int(1),
         None => return None,
     };
-    Some(
-        PodDisruptionBudget {
-            metadata: parent.meta(names::app(parent.name), Component::App, parent.name),
-            spec: Some(PodDisruptionBudgetSpec {
-                max_unavailable: Some(max_unavailable),
-                selector: Some(parent.selector(Component::App)),
-                ..PodDisruptionBudgetSpec::default()
-            }),
-            ..PodDisruptionBudget::default()
-        }
-        .into(),
-    )
+    Some(pod::disruption_budget(parent, names::app(parent.name), Component::App, parent.name, max_unavailable))
 }
 
 fn autoscaler(parent: &Parent) -> Option<Child> {

@@ -8,13 +8,13 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, EnvVar, PodTemplateSpec, ResourceRequirements, Service, ServicePort,
     ServiceSpec, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, POD_NAME_LABEL, Parent};
 use super::pod::{
-    config_map_volume, empty_dir_volume, plain, pod_name_env, restricted_container, service_pod, tcp_probe,
+    config_map_volume, disruption_budget, empty_dir_volume, plain, pod_name_env, resources, restricted_container,
+    service_pod, tcp_probe,
 };
 use super::storage::claim_template;
 use super::{Child, names};
@@ -87,6 +87,9 @@ pub fn objects(parent: &Parent) -> Vec<Child> {
         objects.push(redis_primary_service(parent));
     }
     objects.push(stateful_set(parent, spec));
+    // One pod at a time: a drain never takes every session at once.
+    let name = names::cache(parent.name);
+    objects.push(disruption_budget(parent, name, Component::Cache, software(spec), IntOrString::Int(1)));
     objects
 }
 
@@ -221,14 +224,7 @@ fn redis_mounts() -> Vec<VolumeMount> {
 /// Memory request = the cache size; limit adds 25% for connections and overhead.
 fn memory_resources(memory_mib: i32) -> ResourceRequirements {
     let limit = memory_mib + memory_mib / 4;
-    ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".to_string(), Quantity("50m".into())),
-            ("memory".to_string(), Quantity(format!("{memory_mib}Mi"))),
-        ])),
-        limits: Some(BTreeMap::from([("memory".to_string(), Quantity(format!("{limit}Mi")))])),
-        ..ResourceRequirements::default()
-    }
+    resources("50m", &format!("{memory_mib}Mi"), &format!("{limit}Mi"))
 }
 
 fn stateful_set(parent: &Parent, spec: &CacheSpec) -> Child {

@@ -6,17 +6,17 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerPort, EnvVar, ExecAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
-    ServiceSpec, VolumeMount,
+    ConfigMap, Container, ContainerPort, EnvVar, ExecAction, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    Service, ServicePort, ServiceSpec, VolumeMount,
 };
-use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD};
 use super::meta::{Component, POD_NAME_LABEL, Parent};
 use super::pod::{
-    config_map_volume, empty_dir_volume, from_secret, plain, pod_name_env, restricted_container, service_pod, tcp_probe,
+    config_map_volume, disruption_budget, empty_dir_volume, from_secret, plain, pod_name_env, resources,
+    restricted_container, service_pod, tcp_probe,
 };
 use super::storage::{claim_retention, claim_template};
 use super::{Child, names};
@@ -102,17 +102,21 @@ pub fn objects(parent: &Parent) -> Vec<Child> {
         service(parent, engine, names::database_write(parent.name), Some(primary_selector(parent))),
         service(parent, engine, names::database_read(parent.name), Some(read_selector(parent, managed))),
         stateful_set(parent, engine, managed),
-        PodDisruptionBudget {
-            metadata: parent.meta(names::database(parent.name), Component::Database, engine_name(engine)),
-            spec: Some(PodDisruptionBudgetSpec {
-                max_unavailable: Some(IntOrString::Int(1)),
-                selector: Some(parent.selector(Component::Database)),
-                ..PodDisruptionBudgetSpec::default()
-            }),
-            ..PodDisruptionBudget::default()
-        }
-        .into(),
+        disruption_budget(
+            parent,
+            names::database(parent.name),
+            Component::Database,
+            engine_name(engine),
+            IntOrString::Int(1),
+        ),
     ]
+}
+
+/// Without the user's: 100m CPU and 256Mi requested, 1Gi limit — room for the
+/// engines' default buffers (128 MiB each) and connections, small enough that
+/// several database pods fit a developer's node.
+fn default_resources() -> ResourceRequirements {
+    resources("100m", "256Mi", "1Gi")
 }
 
 fn primary_selector(parent: &Parent) -> BTreeMap<String, String> {
@@ -201,7 +205,7 @@ fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase)
             ..Probe::default()
         }),
         liveness_probe: Some(tcp_probe(db_port, 10)),
-        resources: managed.resources.clone(),
+        resources: Some(managed.resources.clone().unwrap_or_else(default_resources)),
         volume_mounts: Some(vec![
             VolumeMount { name: "data".into(), mount_path: data_dir(engine).into(), ..VolumeMount::default() },
             VolumeMount {

@@ -3,12 +3,17 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerPort, PodTemplateSpec, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ContainerPort, PodTemplateSpec, ResourceRequirements, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::app::{HTTP_PORT_NAME, SERVICE_PORT, http_service};
 use super::meta::{Component, Parent};
-use super::pod::{config_map_volume, empty_dir_volume, restricted_container, service_pod, tcp_probe};
+use super::pod::{
+    config_map_volume, disruption_budget, empty_dir_volume, resources, restricted_container, service_pod, tcp_probe,
+};
 use super::{Child, names};
 use crate::api::HttpCacheSpec;
 
@@ -25,7 +30,10 @@ pub fn url(parent: &Parent) -> String {
 /// Varnish's objects.
 pub fn objects(parent: &Parent) -> Vec<Child> {
     let Some(spec) = &parent.spec.http_cache else { return Vec::new() };
-    vec![config(parent), deployment(parent, spec), service(parent)]
+    // One pod at a time: with the default two, one always serves during a drain.
+    let budget =
+        disruption_budget(parent, names::http_cache(parent.name), Component::HttpCache, "varnish", IntOrString::Int(1));
+    vec![config(parent), deployment(parent, spec), service(parent), budget]
 }
 
 /// The VCL: the user's with the backend placeholders filled, or a generated one.
@@ -83,6 +91,7 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
             },
             VolumeMount { name: "workdir".into(), mount_path: "/var/lib/varnish".into(), ..VolumeMount::default() },
         ]),
+        resources: Some(spec.resources.clone().unwrap_or_else(|| default_resources(spec.memory_mib))),
         security_context: Some(restricted_container()),
         ..Container::default()
     };
@@ -110,6 +119,14 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
         ..Deployment::default()
     }
     .into()
+}
+
+/// Varnish keeps per-object overhead and thread stacks beside its `-s malloc`
+/// storage: memoryMib + 64 MiB requested, memoryMib × 1.5 + 64 MiB the limit.
+fn default_resources(memory_mib: i32) -> ResourceRequirements {
+    let request = memory_mib + 64;
+    let limit = memory_mib + memory_mib / 2 + 64;
+    resources("50m", &format!("{request}Mi"), &format!("{limit}Mi"))
 }
 
 fn service(parent: &Parent) -> Child {

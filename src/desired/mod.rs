@@ -7,6 +7,8 @@ mod cache;
 mod child;
 pub mod credentials;
 mod database;
+#[cfg(test)]
+mod defaults_tests;
 mod http_cache;
 mod jobs;
 pub mod meta;

@@ -1,15 +1,69 @@
 //! Pod pieces the components share: security contexts, probes, environment
 //! variables and scheduling.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
-    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, Probe, SeccompProfile, SecretKeySelector,
-    SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume, WeightedPodAffinityTerm,
+    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume, WeightedPodAffinityTerm,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::Child;
 use super::meta::{Component, Parent};
 use crate::api::PodPlacement;
+
+/// Where the zone of a node is labelled.
+pub const ZONE_KEY: &str = "topology.kubernetes.io/zone";
+
+/// Requests of `cpu` and `memory_request`, a limit of `memory_limit` (no CPU
+/// limit: throttling hurts latency more than a busy neighbour does).
+pub fn resources(cpu: &str, memory_request: &str, memory_limit: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory_request.into())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), Quantity(memory_limit.into()))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// A PodDisruptionBudget named `name` over the pods of `component`. Pods that
+/// are not ready may always be evicted, so a crash-looping pod never blocks a drain.
+pub fn disruption_budget(
+    parent: &Parent,
+    name: String,
+    component: Component,
+    software: &str,
+    max_unavailable: IntOrString,
+) -> Child {
+    PodDisruptionBudget {
+        metadata: parent.meta(name, component, software),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(max_unavailable),
+            selector: Some(parent.selector(component)),
+            unhealthy_pod_eviction_policy: Some("AlwaysAllow".into()),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    }
+    .into()
+}
+
+/// Spread the pods of `component` over `topology_key`, preferred, not required.
+pub fn spread(parent: &Parent, component: Component, topology_key: &str) -> TopologySpreadConstraint {
+    TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: topology_key.into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(parent.selector(component)),
+        ..TopologySpreadConstraint::default()
+    }
+}
 
 /// A TCP probe on `port`.
 pub fn tcp_probe(port: i32, period_seconds: i32) -> Probe {
@@ -35,7 +89,8 @@ pub fn pod_name_env(name: &str) -> EnvVar {
 
 /// Places `pod` as the user's `placement` says: node selector, tolerations,
 /// affinity, priority class and topology spread. Where the user gives no
-/// affinity or no topology spread, `default_affinity` and `default_spread` apply.
+/// affinity, `default_affinity` applies; the user's spread constraints come
+/// after those of `default_spread` whose topology key they do not use.
 pub fn place(
     mut pod: PodSpec,
     placement: Option<&PodPlacement>,
@@ -47,11 +102,11 @@ pub fn place(
     pod.tolerations = non_empty(placement.tolerations);
     pod.affinity = placement.affinity.or(default_affinity);
     pod.priority_class_name = placement.priority_class_name;
-    pod.topology_spread_constraints = non_empty(if placement.topology_spread_constraints.is_empty() {
-        default_spread
-    } else {
-        placement.topology_spread_constraints
-    });
+    let user = placement.topology_spread_constraints;
+    let mut spread: Vec<_> =
+        default_spread.into_iter().filter(|d| user.iter().all(|u| u.topology_key != d.topology_key)).collect();
+    spread.extend(user);
+    pod.topology_spread_constraints = non_empty(spread);
     pod
 }
 
@@ -73,7 +128,7 @@ pub fn service_pod(
         automount_service_account_token: Some(false),
         ..PodSpec::default()
     };
-    place(pod, placement, Some(spread_affinity(parent, component)), Vec::new())
+    place(pod, placement, Some(spread_affinity(parent, component)), vec![spread(parent, component, ZONE_KEY)])
 }
 
 /// Prefer one pod of a component per node.
@@ -224,7 +279,14 @@ mod tests {
             );
             let data_tier = ["shop-cache", "shop-db", "shop-http-cache"].contains(&name.as_str());
             assert_eq!(pod.affinity.is_some(), data_tier, "{name}: one pod per node by default");
-            assert_eq!(pod.topology_spread_constraints.is_some(), name == "shop-app", "{name}");
+            let keys: Vec<String> =
+                pod.topology_spread_constraints.iter().flatten().map(|c| c.topology_key.clone()).collect();
+            let expected: &[&str] = match name.as_str() {
+                "shop-app" => &["kubernetes.io/hostname", ZONE_KEY],
+                _ if data_tier => &[ZONE_KEY],
+                _ => &[],
+            };
+            assert_eq!(keys, expected, "{name}: spread by default");
         }
     }
 
