@@ -51,7 +51,11 @@ fn invalid(document: usize, path: &str, message: impl Into<String>) -> RenderErr
 /// by `---`). Empty documents and objects of other API groups (a ConfigMap an
 /// example ships beside its WebCluster) are skipped. A missing namespace means `default`.
 pub fn parse(yaml: &str) -> Result<Vec<WebCluster>, RenderError> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(yaml).map_err(|e| RenderError::Yaml(e.to_string()))?;
+    // A JSON document is read as JSON, as kubectl does (JSON allows characters YAML does not, such as DEL).
+    let documents: Vec<Value> = match serde_json::from_str(yaml) {
+        Ok(document) => vec![document],
+        Err(_) => serde_saphyr::from_multiple(yaml).map_err(|e| RenderError::Yaml(e.to_string()))?,
+    };
     documents
         .into_iter()
         .enumerate()
@@ -66,6 +70,9 @@ fn is_other_api_group(document: &Value) -> bool {
 }
 
 fn parse_document(document: usize, mut value: Value) -> Result<WebCluster, RenderError> {
+    if let Some(error) = validate::check_scale_replicas(&value) {
+        return Err(RenderError::Invalid { document, errors: vec![error] });
+    }
     validate::integral_floats_as_integers(&mut value);
     let Some(object) = value.as_object_mut() else {
         return Err(invalid(document, "(document)", "must be a mapping with apiVersion, kind, metadata and spec"));
