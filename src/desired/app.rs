@@ -60,7 +60,9 @@ fn deployment(parent: &Parent, image: &str, held: bool) -> Child {
     container.readiness_probe = Some(readiness);
     container.startup_probe = Some(startup);
     container.liveness_probe = Some(liveness);
-    if app.autoscaling.is_some() {
+    // A CPU limit alone is the request too (the API server copies it).
+    let cpu_limit = app.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| l.contains_key("cpu"));
+    if app.autoscaling.is_some() && !cpu_limit {
         let requests = container.resources.get_or_insert_default().requests.get_or_insert_default();
         requests.entry("cpu".into()).or_insert_with(|| Quantity(AUTOSCALED_CPU_REQUEST.into()));
     }

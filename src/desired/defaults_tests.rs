@@ -136,6 +136,8 @@ fn an_autoscaled_app_always_requests_cpu() {
     assert_eq!(cpu(&format!("app: {{image: a, {scaled}}}")).as_deref(), Some("100m"));
     let mine = format!("app: {{image: a, {scaled}, resources: {{requests: {{cpu: 250m, memory: 1Gi}}}}}}");
     assert_eq!(cpu(&mine).as_deref(), Some("250m"), "the user's request stays");
+    let limit = format!("app: {{image: a, {scaled}, resources: {{limits: {{cpu: 50m}}}}}}");
+    assert_eq!(cpu(&limit), None, "a CPU limit alone is the request (the API server copies it)");
 }
 
 #[test]
