@@ -70,9 +70,6 @@ fn is_other_api_group(document: &Value) -> bool {
 }
 
 fn parse_document(document: usize, mut value: Value) -> Result<WebCluster, RenderError> {
-    if let Some(error) = validate::check_scale_replicas(&value) {
-        return Err(RenderError::Invalid { document, errors: vec![error] });
-    }
     validate::integral_floats_as_integers(&mut value);
     let Some(object) = value.as_object_mut() else {
         return Err(invalid(document, "(document)", "must be a mapping with apiVersion, kind, metadata and spec"));

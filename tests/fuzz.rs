@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value};
-use webcluster::api::validate::{check_rules, check_schema};
+use webcluster::api::validate::{check_rules, check_schema, integral_floats_as_integers};
 use webcluster::api::{WebCluster, crd};
 use webcluster::render;
 
@@ -262,12 +262,15 @@ fn leaf_mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
-/// The API server's verdict on `document` (a dry-run create in `namespace`,
-/// unknown fields refused as `kubectl` does): `Err` with its message.
+/// The API server's verdict on `document` as `kubectl create --dry-run=server`
+/// sends it (unknown fields refused, integral floats written as integers):
+/// `Err` with its message.
 async fn server_verdict(client: &kube::Client, namespace: &str, document: &Value) -> Result<(), String> {
+    let mut document = document.clone();
+    integral_floats_as_integers(&mut document);
     let uri =
         format!("/apis/webcluster.io/v1alpha1/namespaces/{namespace}/webclusters?dryRun=All&fieldValidation=Strict");
-    let body = serde_json::to_vec(document).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&document).map_err(|e| e.to_string())?;
     let request =
         http::Request::post(uri).header("content-type", "application/json").body(body).map_err(|e| e.to_string())?;
     match client.request_text(request).await {

@@ -167,31 +167,9 @@ pub fn prune_nulls(value: &mut Value) {
     }
 }
 
-/// The scale subresource's replica count (`.spec.app.replicas`), which the API
-/// server reads as an int64: unlike other integer fields, a float there
-/// (`1000.0`, YAML's `1e3`) is refused. Runs before [`integral_floats_as_integers`].
-pub fn check_scale_replicas(object: &Value) -> Option<FieldError> {
-    let path = SCALE_REPLICAS_PATH.as_deref()?;
-    let pointer = path.replace('.', "/");
-    object.pointer(&pointer).filter(|value| value.is_f64()).map(|value| FieldError {
-        path: path.trim_start_matches('.').to_string(),
-        message: format!("{value} must be an integer written without a fraction or exponent (it is the scale subresource's replica count)"),
-    })
-}
-
-/// `.spec.app.replicas`, read from the CRD's scale subresource.
-static SCALE_REPLICAS_PATH: LazyLock<Option<String>> = LazyLock::new(|| {
-    super::crd()
-        .spec
-        .versions
-        .first()
-        .and_then(|v| v.subresources.as_ref())
-        .and_then(|s| s.scale.as_ref())
-        .map(|scale| scale.spec_replicas_path.clone())
-});
-
-/// Writes every integral float (`1000.0`, YAML's `1e3`) as an integer, as the
-/// API server's decoder reads it.
+/// Writes every integral float (`1000.0`, YAML's `1e3`) as an integer, as
+/// kubectl sends it to the API server (it converts YAML and JSON to
+/// JSON through float64).
 pub fn integral_floats_as_integers(value: &mut Value) {
     match value {
         Value::Number(n) => {
