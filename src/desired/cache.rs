@@ -22,7 +22,7 @@ use crate::api::{CacheBackend, CacheSpec};
 
 /// Default images: the official ones.
 const MEMCACHED_IMAGE: &str = "memcached:1.6-alpine";
-const REDIS_IMAGE: &str = "redis:7.4-alpine";
+const REDIS_IMAGE: &str = "redis:8.0-alpine";
 /// The uid the official images run as (numeric, so runAsNonRoot can be verified).
 const MEMCACHED_UID: i64 = 11211;
 const REDIS_UID: i64 = 999;

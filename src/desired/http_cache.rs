@@ -17,7 +17,7 @@ use super::pod::{
 use super::{Child, names};
 use crate::api::HttpCacheSpec;
 
-const VARNISH_IMAGE: &str = "varnish:7.6";
+const VARNISH_IMAGE: &str = "varnish:7.7";
 /// The uid of the official image's `varnish` user.
 const VARNISH_UID: i64 = 1000;
 const VARNISH_PORT: i32 = 8080;
