@@ -284,19 +284,9 @@ lock() {
   fi
 }
 
-# The PVs use reclaim policy Retain (no-provisioner has no deleter), so a
-# deleted claim leaves its PV Released. Make such PVs Available again so
-# repeated test runs and benchmarks on a long-lived cluster do not run out.
-recycle_released_pvs() {
-  local pvs
-  pvs="$(kubectl get pv --request-timeout=10s \
-    -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\n"}{end}')" || return 0
-  [[ -n "$pvs" ]] || return 0
-  progress "making $(wc -l <<<"$pvs") Released PVs Available again"
-  # shellcheck disable=SC2086
-  kubectl patch pv $pvs --type=json -p '[{"op":"remove","path":"/spec/claimRef"}]' >/dev/null ||
-    progress "warning: could not recycle every Released PV (recycled concurrently?)"
-}
+# recycle_released_pvs: Released PVs made Available again (one copy, in hack/pvs.sh).
+# shellcheck source=pvs.sh
+source "$HACK_DIR/pvs.sh"
 
 default_service_account() { kubectl get serviceaccount default -n default; }
 
