@@ -257,13 +257,27 @@ pub async fn exec_until(
 
 /// A shell snippet sending `signal` (STOP, CONT, TERM) to every process of
 /// the container whose command name is one of `names`: "stops" a server
-/// without ending its container (run as the server's own uid).
+/// without ending its container (run as the server's own uid; shell builtins
+/// only). STOP repeats until a pass finds no process left running, so a child
+/// forked during a pass is stopped too.
 pub fn signal_script(signal: &str, names: &[&str]) -> String {
     let pattern = names.join("|");
     format!(
-        "n=0; for p in /proc/[0-9]*; do c=$(cat \"$p/comm\" 2>/dev/null) || continue; \
-         case \"$c\" in {pattern}) kill -{signal} \"${{p#/proc/}}\" && n=$((n+1));; esac; done; \
-         [ \"$n\" -gt 0 ] || {{ echo 'no {pattern} process' >&2; exit 1; }}; echo \"$n\""
+        r#"n=0; pass=0
+while :; do
+  found=0
+  for p in /proc/[0-9]*; do
+    read -r c < "$p/comm" 2>/dev/null || continue
+    case "$c" in {pattern}) ;; *) continue ;; esac
+    state=; while read -r key value rest; do [ "$key" = State: ] && state=$value; done < "$p/status"
+    [ {signal} = STOP ] && [ "$state" = T ] && continue
+    kill -{signal} "${{p#/proc/}}" 2>/dev/null && found=$((found + 1))
+  done
+  n=$((n + found)); pass=$((pass + 1))
+  [ {signal} = STOP ] && [ "$found" -gt 0 ] && [ "$pass" -lt 20 ] || break
+done
+[ "$n" -gt 0 ] || {{ echo 'no {pattern} process' >&2; exit 1; }}
+echo "$n""#
     )
 }
 
