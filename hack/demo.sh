@@ -56,9 +56,9 @@ EOF
   done
 }
 
-# Pods that should run (not finished Job pods): "name ready" lines.
+# Pods that should run (not finished Job pods, which a retried migration leaves as Failed): "name ready node" lines.
 pod_readiness() {
-  kubectl -n "$NAMESPACE" get pods --field-selector=status.phase!=Succeeded \
+  kubectl -n "$NAMESPACE" get pods --field-selector=status.phase!=Succeeded,status.phase!=Failed \
     -o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.nodeName}{"\n"}{end}'
 }
 
