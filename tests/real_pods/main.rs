@@ -54,7 +54,9 @@ use webcluster::desired::names;
 pub const START_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a pod may take to turn NotReady or Ready again after a probe's
 /// outcome changes (periods of 3-10 s, thresholds of 2-3, kubelet status sync).
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A deadline, not a goal: under the whole `make test` on 2 cores one run saw
+/// the first failing probe 63 s after Apache was stopped (alone: within 10 s).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The images (hack/images/ recipes) these tests run.
 const IMAGES: &[&str] = &["postgres", "mariadb", "redis", "memcached", "varnish", "php-apache"];
