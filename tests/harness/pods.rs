@@ -19,7 +19,7 @@ use kube::{Client, Config, ResourceExt};
 use serde_json::{Value, json};
 
 use super::cluster::{TestNamespace, cluster, cluster_config, describe, kubeconfig_path, repo_root, toolchain_bin};
-use super::wait::wait_for_object;
+use super::wait::{wait_for_object, watch_until};
 
 /// The real node's name, label and taint (hack/node.sh).
 pub const REAL_NODE: &str = "webcluster-real";
@@ -106,26 +106,18 @@ pub async fn describe_pods(pods: &Api<Pod>) -> String {
     }
 }
 
-/// Waits until pod `name` exists and `condition` holds; panics naming `what`
-/// and listing the namespace's pods when `timeout` passes first.
+/// Watches pod `name` until it exists and `condition` holds ([`watch_until`]);
+/// panics naming `what` and listing the namespace's pods when `timeout` passes first.
 pub async fn wait_pod(
     pods: &Api<Pod>,
     name: &str,
     what: &str,
     timeout: Duration,
-    condition: impl Fn(&Pod) -> bool,
+    condition: impl Fn(&Pod) -> bool + Send + 'static,
 ) -> Pod {
-    let start = Instant::now();
-    loop {
-        if let Ok(Some(pod)) = pods.get_opt(name).await
-            && condition(&pod)
-        {
-            return pod;
-        }
-        if start.elapsed() >= timeout {
-            panic!("timed out after {timeout:?} waiting for {what}\npods: {}", describe_pods(pods).await);
-        }
-        tokio::time::sleep(POD_POLL).await;
+    match watch_until(pods, name, what, timeout, condition).await {
+        Ok(pod) => pod,
+        Err(e) => panic!("{e}\npods: {}", describe_pods(pods).await),
     }
 }
 

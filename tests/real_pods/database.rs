@@ -207,7 +207,7 @@ async fn database_runs_for_real(engine: Engine) {
     let old_uid = pods.get(primary).await.expect("the primary").uid();
     pods.delete(primary, &DeleteParams::default()).await.expect("deleting the primary pod");
     let what = format!("{primary} recreated and Ready");
-    wait_pod(&pods, primary, &what, START_TIMEOUT, |p| p.uid() != old_uid && pod_ready(p)).await;
+    wait_pod(&pods, primary, &what, START_TIMEOUT, move |p| p.uid() != old_uid && pod_ready(p)).await;
     client_until(&test, &app, &["count", WRITE_URL], "primary 3", REPLICATION_TIMEOUT).await;
     assert_eq!(client(&test, &app, &["put", WRITE_URL, "4"]).await, Ok("primary put 4".to_string()));
     for ordinal in 1..=3 {
