@@ -13,14 +13,52 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::runtime::cache::{CacheOf, Cached, ChildCaches, Packed};
 use crate::api::{SecretKeyRef, WebCluster};
-use crate::desired::credentials::generated_keys;
+use crate::desired::credentials::{Redacted, generated_keys};
 use crate::desired::{ExternalUrls, names};
+
+/// The generated values as the cluster holds them. Its `Debug` shows keys only.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// Data of the generated Secret, if it exists.
+    pub current: Option<BTreeMap<String, String>>,
+    /// Data of its copy, if it exists.
+    pub copy: Option<BTreeMap<String, String>>,
+    /// Claims holding data written with the generated values (the database
+    /// primary's, the files claim); read only while a value is missing from both Secrets.
+    pub data_claims: Vec<String>,
+}
+
+impl Credentials {
+    /// The keys among `keys` that neither Secret holds.
+    pub fn missing<'a>(&self, keys: &'a [String]) -> Vec<&'a String> {
+        let holds =
+            |data: &Option<BTreeMap<String, String>>, key: &String| data.as_ref().is_some_and(|d| d.contains_key(key));
+        keys.iter().filter(|key| !holds(&self.current, key) && !holds(&self.copy, key)).collect()
+    }
+
+    /// Every value, the Secret's winning over its copy's.
+    pub fn values(&self) -> BTreeMap<String, String> {
+        let mut values = self.copy.clone().unwrap_or_default();
+        values.extend(self.current.clone().unwrap_or_default());
+        values
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("current", &self.current.as_ref().map(Redacted))
+            .field("copy", &self.copy.as_ref().map(Redacted))
+            .field("data_claims", &self.data_claims)
+            .finish()
+    }
+}
 
 /// The cluster's state as one reconcile sees it.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    /// Data of the generated Secret, if it exists.
-    pub generated: Option<BTreeMap<String, String>>,
+    /// The generated values.
+    pub credentials: Credentials,
     /// The external DSNs, or why they could not be read.
     pub external_db: Option<Result<ExternalUrls, String>>,
     /// Whether the S3 credentials Secret exists.
@@ -75,8 +113,8 @@ pub async fn snapshot(
 ) -> Result<Snapshot, ApiError> {
     let spec = &cluster.spec;
     let managed_db = spec.database.as_ref().is_some_and(|db| db.managed.is_some());
-    let (generated, storage, external_db) = futures::try_join!(
-        generated(client, caches, cluster, namespace, name),
+    let (credentials, storage, external_db) = futures::try_join!(
+        credentials(client, caches, cluster, namespace, name),
         storage(client, caches, cluster, namespace, name),
         external(client, cluster, namespace),
     )?;
@@ -89,7 +127,7 @@ pub async fn snapshot(
         })
         .collect();
     Ok(Snapshot {
-        generated,
+        credentials,
         external_db,
         s3_credentials_found,
         deployment: cached(caches, namespace, &names::app(name)),
@@ -114,23 +152,62 @@ where
     caches.get::<K>(namespace, name)?.unpack()
 }
 
-/// The generated Secret's values. The cache may lag behind a Secret written a
-/// moment ago; generating values again would change passwords, so a Secret
-/// the cache does not show with every key is read from the API server.
-async fn generated(
+/// The generated Secret's values and its copy's. The cache may lag behind a
+/// Secret written a moment ago; generating values again would change
+/// passwords, so Secrets the cache does not show with every key are read from
+/// the API server, and so are the data claims when a value is in neither.
+async fn credentials(
     client: &Client,
     caches: &ChildCaches,
     cluster: &WebCluster,
     namespace: &str,
     name: &str,
-) -> Result<Option<BTreeMap<String, String>>, ApiError> {
-    let secret_name = names::credentials(name);
-    let from_cache = cached::<Secret>(caches, namespace, &secret_name).map(secret_strings);
+) -> Result<Credentials, ApiError> {
+    let (main, copy) = (names::credentials(name), names::credentials_copy(name));
     let keys = generated_keys(&cluster.spec);
-    if keys.is_empty() || from_cache.as_ref().is_some_and(|values| keys.iter().all(|k| values.contains_key(k))) {
+    let cached_data = |secret: &str| cached::<Secret>(caches, namespace, secret).map(secret_strings);
+    let complete = |data: &Option<BTreeMap<String, String>>| {
+        data.as_ref().is_some_and(|values| keys.iter().all(|k| values.contains_key(k)))
+    };
+    let from_cache = Credentials { current: cached_data(&main), copy: cached_data(&copy), data_claims: Vec::new() };
+    if keys.is_empty() || (complete(&from_cache.current) && complete(&from_cache.copy)) {
         return Ok(from_cache);
     }
-    Ok(get::<Secret>(client, namespace, &secret_name).await?.map(secret_strings))
+    let (current, copy) =
+        futures::try_join!(get::<Secret>(client, namespace, &main), get::<Secret>(client, namespace, &copy))?;
+    let mut found =
+        Credentials { current: current.map(secret_strings), copy: copy.map(secret_strings), data_claims: Vec::new() };
+    if !found.missing(&keys).is_empty() {
+        found.data_claims = data_claims(client, cluster, namespace, name).await?;
+    }
+    Ok(found)
+}
+
+/// The claims of `cluster` that exist and hold data written with its
+/// generated values: the database primary's and the operator's files claim.
+async fn data_claims(
+    client: &Client,
+    cluster: &WebCluster,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<String>, ApiError> {
+    let spec = &cluster.spec;
+    let mut candidates = Vec::new();
+    if spec.database.as_ref().is_some_and(|db| db.managed.is_some()) {
+        candidates.push(names::database_claim(name, 0));
+    }
+    if spec.storage.as_ref().and_then(|s| s.volume.as_ref()).is_some_and(|v| v.existing_claim.is_none()) {
+        candidates.push(names::files(name));
+    }
+    let mut found = Vec::new();
+    for claim in candidates {
+        let live = get::<PersistentVolumeClaim>(client, namespace, &claim).await?;
+        // A claim being deleted (a WebCluster deleted under `Delete`) holds nothing to protect.
+        if live.is_some_and(|c| c.metadata.deletion_timestamp.is_none()) {
+            found.push(claim);
+        }
+    }
+    Ok(found)
 }
 
 /// The files claim, and whether the S3 credentials Secret exists.

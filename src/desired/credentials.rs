@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::meta::{Component, Parent};
 use super::{Child, Plan, database, names};
@@ -97,26 +98,56 @@ pub fn generated_keys(spec: &WebClusterSpec) -> Vec<String> {
     keys
 }
 
-/// The generated Secret, when the spec needs one (a database or shared secrets).
-/// Holds only values for keys the spec asks for, so a key whose value is missing
-/// from `plan` is simply absent (the controller generates every missing
-/// value before it builds).
-pub fn secret(parent: &Parent, plan: &Plan) -> Option<Child> {
-    if parent.spec.database.is_none() && parent.spec.app.shared_secrets.is_empty() {
-        return None;
+/// Annotation of the copy: the Secret it restores.
+pub const COPY_OF_ANNOTATION: &str = "webcluster.io/copy-of";
+
+/// The generated Secret, when the spec needs one (a database or shared
+/// secrets), and the copy of its generated values the controller restores them
+/// from when someone deletes the Secret (a database on its volume keeps the
+/// passwords it was created with). Both are data objects: under
+/// `deletionPolicy: Retain` neither has an owner reference; under `Delete`
+/// both go with the WebCluster, as its data does. Holds only values for keys
+/// the spec asks for, so a key whose value is missing from `plan` is simply
+/// absent (the controller generates every missing value before it builds).
+/// None at all while the plan withholds them (values lost, data kept).
+pub fn secrets(parent: &Parent, plan: &Plan) -> Vec<Child> {
+    if plan.withhold_credentials || (parent.spec.database.is_none() && parent.spec.app.shared_secrets.is_empty()) {
+        return Vec::new();
     }
-    let mut data: BTreeMap<String, String> = generated_keys(parent.spec)
+    let generated: BTreeMap<String, String> = generated_keys(parent.spec)
         .into_iter()
         .filter_map(|key| plan.generated.get(&key).map(|value| (key, value.clone())))
         .collect();
+    let mut data = generated.clone();
     data.extend(dsn_entries(parent, plan));
-    let secret = Secret {
-        metadata: parent.data_meta(names::credentials(parent.name), Component::Credentials, "webcluster"),
+    let main = names::credentials(parent.name);
+    let mut secrets = vec![opaque(parent.data_meta(main.clone(), Component::Credentials, "webcluster"), data)];
+    if !generated.is_empty() {
+        let mut meta = parent.data_meta(names::credentials_copy(parent.name), Component::Credentials, "webcluster");
+        meta.annotations = Some([(COPY_OF_ANNOTATION.to_string(), main)].into());
+        secrets.push(opaque(meta, generated));
+    }
+    secrets
+}
+
+fn opaque(metadata: ObjectMeta, data: BTreeMap<String, String>) -> Child {
+    Secret {
+        metadata,
         data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
         type_: Some("Opaque".into()),
         ..Secret::default()
-    };
-    Some(secret.into())
+    }
+    .into()
+}
+
+/// Secret values shown by their keys only: for `Debug` impls of types that
+/// hold them, so no log line prints a value.
+pub struct Redacted<'a>(pub &'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.keys().map(|key| (key, "<redacted>"))).finish()
+    }
 }
 
 fn dsn_entries(parent: &Parent, plan: &Plan) -> BTreeMap<String, String> {
@@ -161,8 +192,9 @@ pub fn scheme(engine: DatabaseEngine) -> &'static str {
     }
 }
 
-/// A DSN split into the parts applications configure separately.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// A DSN split into the parts applications configure separately (no `Debug`:
+/// it holds a password).
+#[derive(Clone, Default, PartialEq)]
 struct Dsn {
     scheme: &'static str,
     host: String,

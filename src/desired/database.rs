@@ -207,7 +207,11 @@ fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase)
         liveness_probe: Some(tcp_probe(db_port, 10)),
         resources: Some(managed.resources.clone().unwrap_or_else(default_resources)),
         volume_mounts: Some(vec![
-            VolumeMount { name: "data".into(), mount_path: data_dir(engine).into(), ..VolumeMount::default() },
+            VolumeMount {
+                name: names::DATABASE_CLAIM_TEMPLATE.into(),
+                mount_path: data_dir(engine).into(),
+                ..VolumeMount::default()
+            },
             VolumeMount {
                 name: "config".into(),
                 mount_path: CONFIG_DIR.into(),
@@ -251,7 +255,7 @@ fn stateful_set(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDataba
             },
             volume_claim_templates: Some(vec![claim_template(
                 parent,
-                "data",
+                names::DATABASE_CLAIM_TEMPLATE,
                 &managed.storage,
                 Component::Database,
                 software,

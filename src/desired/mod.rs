@@ -33,7 +33,8 @@ pub use meta::Parent;
 /// The controller's decisions for one reconcile, and the values it read, that
 /// the builder cannot derive from the spec alone. The controller's plan step
 /// computes it from what it observed; `render` uses [`Plan::offline`].
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Its `Debug` shows the generated keys, never their values.
+#[derive(Clone, Default, PartialEq)]
 pub struct Plan {
     /// Values of the generated Secret (passwords, shared secrets). Created once by
     /// the controller and never regenerated; keys listed by
@@ -53,8 +54,25 @@ pub struct Plan {
     pub start_migration: bool,
 }
 
-/// The external database's DSNs.
-#[derive(Clone, Debug, PartialEq)]
+    /// Generated values were lost while data written with them remains: the
+    /// builder emits neither generated Secret, so no new password reaches a pod.
+    pub withhold_credentials: bool,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("generated", &credentials::Redacted(&self.generated))
+            .field("external_db", &self.external_db)
+            .field("serving_image", &self.serving_image)
+            .field("hold_first_rollout", &self.hold_first_rollout)
+            .field("migration_running", &self.migration_running)
+            .field("start_migration", &self.start_migration)
+            .field("withhold_credentials", &self.withhold_credentials)
+            .finish()
+    }
+/// The external database's DSNs (their `Debug` hides them: they hold passwords).
+#[derive(Clone, PartialEq)]
 pub struct ExternalUrls {
     /// Read-write DSN.
     pub write: String,
@@ -64,6 +82,12 @@ pub struct ExternalUrls {
 
 impl Plan {
     /// What `render` assumes without a cluster: the spec's image serves, no
+impl std::fmt::Debug for ExternalUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExternalUrls { write: <redacted>, read: <redacted> }")
+    }
+}
+
     /// migration runs, generated values are visible placeholders.
     pub fn offline(cluster: &WebCluster) -> Self {
         let generated = credentials::generated_keys(&cluster.spec)
@@ -91,6 +115,7 @@ impl Plan {
             start_migration: true,
         }
     }
+            withhold_credentials: false,
 }
 
 /// Why the builder could not produce the objects.
@@ -113,7 +138,7 @@ pub fn cache_hosts(cluster: &WebCluster) -> Vec<String> {
 pub fn children(cluster: &WebCluster, plan: &Plan) -> Result<Vec<Child>, BuildError> {
     let parent = Parent::new(cluster)?;
     let mut children = Vec::new();
-    children.extend(credentials::secret(&parent, plan));
+    children.extend(credentials::secrets(&parent, plan));
     children.extend(storage::objects(&parent));
     children.extend(cache::objects(&parent));
     children.extend(database::objects(&parent));

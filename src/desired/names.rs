@@ -80,6 +80,19 @@ pub fn credentials(cluster: &str) -> String {
     format!("{cluster}-credentials")
 }
 
+/// The copy of the generated values the controller restores them from.
+pub fn credentials_copy(cluster: &str) -> String {
+    format!("{cluster}-credentials-keep")
+}
+
+/// The database StatefulSet's claim template (and the pods' volume).
+pub const DATABASE_CLAIM_TEMPLATE: &str = "data";
+
+/// The claim of database pod `ordinal`, made from [`DATABASE_CLAIM_TEMPLATE`].
+pub fn database_claim(cluster: &str, ordinal: i32) -> String {
+    format!("{DATABASE_CLAIM_TEMPLATE}-{}", database_pod(cluster, ordinal))
+}
+
 /// The shared ReadWriteMany claim.
 pub fn files(cluster: &str) -> String {
     format!("{cluster}-files")

@@ -6,6 +6,7 @@ mod rollout;
 mod secrets;
 
 pub use rollout::{MigrationPhase, current_image, ready_replicas};
+pub use secrets::lost_message as lost_credentials;
 
 use super::observe::Snapshot;
 use crate::api::WebCluster;
@@ -29,9 +30,12 @@ pub struct Rollout {
     pub first_rollout_pending: bool,
 }
 
-/// Plans one reconcile: generated values completed (new ones drawn once), then
-/// the rollout decisions.
+/// Plans one reconcile: generated values completed (new ones drawn once; none
+/// while values are lost and their Secrets withheld), then the rollout decisions.
 pub fn plan(cluster: &WebCluster, snapshot: &Snapshot) -> Planned {
-    let generated = secrets::complete(cluster, snapshot.generated.as_ref());
-    rollout::decide(cluster, snapshot, generated)
+    let generated = secrets::complete(cluster, &snapshot.credentials);
+    let withhold = generated.is_none();
+    let mut planned = rollout::decide(cluster, snapshot, generated.unwrap_or_default());
+    planned.plan.withhold_credentials = withhold;
+    planned
 }

@@ -108,6 +108,7 @@ pub fn decide(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<Str
         hold_first_rollout: first_rollout && !(db_ready && image_may_serve),
         migration_running: phase == MigrationPhase::Running,
         start_migration: db_ready || snapshot.migration_job.is_some(),
+        withhold_credentials: false,
     };
     Planned { plan, rollout: Rollout { migration: phase, first_rollout_pending: first_rollout } }
 }
