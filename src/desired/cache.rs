@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, POD_NAME_LABEL, Parent};
 use super::pod::{
-    config_map_volume, disruption_budget, empty_dir_volume, plain, pod_name_env, resources, restricted_container,
+    config_map_volume, disruption_budget, empty_dir_volume, plain, pod_name_env, read_only_container, resources,
     service_pod, tcp_probe,
 };
 use super::storage::claim_template;
@@ -193,7 +193,8 @@ fn container(parent: &Parent, spec: &CacheSpec) -> Container {
         liveness_probe: Some(tcp_probe(port, 20)),
         resources: Some(spec.resources.clone().unwrap_or_else(|| memory_resources(spec.memory_mib))),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
-        security_context: Some(restricted_container()),
+        // Redis writes only to its data folder, memcached nowhere.
+        security_context: Some(read_only_container()),
         ..Container::default()
     }
 }

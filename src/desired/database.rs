@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD};
 use super::meta::{Component, POD_NAME_LABEL, Parent};
 use super::pod::{
-    config_map_volume, disruption_budget, empty_dir_volume, from_secret, plain, pod_name_env, resources,
-    restricted_container, service_pod, tcp_probe,
+    config_map_volume, disruption_budget, empty_dir_volume, from_secret, plain, pod_name_env, read_only_container,
+    resources, service_pod, tcp_probe,
 };
 use super::storage::{claim_retention, claim_template};
 use super::{Child, names};
@@ -220,7 +220,8 @@ fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase)
             },
             VolumeMount { name: "run".into(), mount_path: SOCKET_DIR.into(), ..VolumeMount::default() },
         ]),
-        security_context: Some(restricted_container()),
+        // The scripts point every socket, pid and temporary file of both engines at SOCKET_DIR.
+        security_context: Some(read_only_container()),
         ..Container::default()
     }
 }

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::app::{HTTP_PORT_NAME, SERVICE_PORT, http_service};
 use super::meta::{Component, Parent};
 use super::pod::{
-    config_map_volume, disruption_budget, empty_dir_volume, resources, restricted_container, service_pod, tcp_probe,
+    config_map_volume, disruption_budget, read_only_container, resources, scratch, service_pod, tcp_probe,
 };
 use super::{Child, names};
 use crate::api::HttpCacheSpec;
@@ -58,6 +58,10 @@ fn config(parent: &Parent) -> Child {
 }
 
 fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
+    // Under a read-only root: varnishd compiles the VCL in its working folder, the C
+    // compiler writes its temporary files to /tmp.
+    let (workdir, workdir_mount) = scratch("workdir", "/var/lib/varnish");
+    let (tmp, tmp_mount) = scratch("tmp", "/tmp");
     let container = Container {
         name: "varnish".into(),
         image: Some(spec.image.clone().unwrap_or_else(|| VARNISH_IMAGE.into())),
@@ -89,10 +93,11 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
-            VolumeMount { name: "workdir".into(), mount_path: "/var/lib/varnish".into(), ..VolumeMount::default() },
+            workdir_mount,
+            tmp_mount,
         ]),
         resources: Some(spec.resources.clone().unwrap_or_else(|| default_resources(spec.memory_mib))),
-        security_context: Some(restricted_container()),
+        security_context: Some(read_only_container()),
         ..Container::default()
     };
     Deployment {
@@ -109,7 +114,7 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
                     parent,
                     Component::HttpCache,
                     container,
-                    vec![config_map_volume("vcl", names::http_cache_config(parent.name)), empty_dir_volume("workdir")],
+                    vec![config_map_volume("vcl", names::http_cache_config(parent.name)), workdir, tmp],
                     VARNISH_UID,
                     spec.pod.as_ref(),
                 )),

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
     PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume, WeightedPodAffinityTerm,
+    SecretKeySelector, SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -177,6 +178,18 @@ pub fn restricted_container() -> SecurityContext {
     }
 }
 
+/// [`restricted_container`] with a read-only root filesystem: for the servers the
+/// operator runs itself, whose images write only where it mounts a volume
+/// ([`scratch`] where nothing else is mounted).
+pub fn read_only_container() -> SecurityContext {
+    SecurityContext { read_only_root_filesystem: Some(true), ..restricted_container() }
+}
+
+/// A writable empty folder at `path` under a read-only root: the volume and its mount.
+pub fn scratch(name: &str, path: &str) -> (Volume, VolumeMount) {
+    (empty_dir_volume(name), VolumeMount { name: name.into(), mount_path: path.into(), ..VolumeMount::default() })
+}
+
 /// A restricted pod security context running as `uid` (images whose USER is a
 /// name need a number, or the kubelet cannot verify runAsNonRoot).
 pub fn restricted_pod(uid: Option<i64>) -> PodSecurityContext {
@@ -287,6 +300,65 @@ mod tests {
                 _ => &[],
             };
             assert_eq!(keys, expected, "{name}: spread by default");
+        }
+    }
+
+    /// The writable mounts of each container (every mount not marked read-only).
+    fn writable_mounts(pod: &PodSpec) -> Vec<&str> {
+        let mounts = pod.containers.iter().flat_map(|c| c.volume_mounts.iter().flatten());
+        mounts.filter(|m| m.read_only != Some(true)).map(|m| m.mount_path.as_str()).collect()
+    }
+
+    fn read_only_root(pod: &PodSpec) -> Option<bool> {
+        pod.containers[0].security_context.as_ref().and_then(|c| c.read_only_root_filesystem)
+    }
+
+    #[test]
+    fn the_servers_run_on_a_read_only_root_writing_only_to_their_volumes() {
+        for (backend, engine) in [("redis", "postgresql"), ("memcached", "mariadb")] {
+            let yaml = format!(
+                "app: {{image: a, migration: {{command: [m]}}}}\ncache: {{backend: {backend}}}\nhttpCache: {{}}\n\
+                 database: {{engine: {engine}, managed: {{}}}}\njobs: [{{name: clean, schedule: '* * * * *', command: [c]}}]"
+            );
+            let spec: WebClusterSpec = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{e}"));
+            let mut cluster = WebCluster::new("shop", spec);
+            cluster.metadata.namespace = Some("ns".into());
+            for (name, pod) in pods(&cluster) {
+                let writable: &[&str] = match name.as_str() {
+                    "shop-cache" if backend == "redis" => &["/data"],
+                    "shop-cache" => &[],
+                    "shop-db" if engine == "postgresql" => &["/var/lib/postgresql/data", "/run/webcluster-db"],
+                    "shop-db" => &["/var/lib/mysql", "/run/webcluster-db"],
+                    "shop-http-cache" => &["/var/lib/varnish", "/tmp"],
+                    // The app's image is the user's: its root stays writable unless app.securityContext says otherwise.
+                    _ => {
+                        assert_eq!(read_only_root(&pod), None, "{name}");
+                        continue;
+                    }
+                };
+                assert_eq!(read_only_root(&pod), Some(true), "{name} ({backend}, {engine})");
+                assert_eq!(writable_mounts(&pod), writable, "{name} ({backend}, {engine})");
+                let volumes: Vec<&str> = pod.volumes.iter().flatten().map(|v| v.name.as_str()).collect();
+                for mount in pod.containers[0].volume_mounts.iter().flatten() {
+                    assert!(volumes.contains(&mount.name.as_str()) || mount.name == "data", "{name}: {}", mount.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_app_containers_take_a_read_only_root_from_the_app_security_context() {
+        let yaml = "app: {image: a, migration: {command: [m]}, securityContext: {readOnlyRootFilesystem: true},\n\
+                    pod: {volumes: [{name: tmp, emptyDir: {}}], volumeMounts: [{name: tmp, mountPath: /tmp}]}}\n\
+                    jobs: [{name: clean, schedule: '* * * * *', command: [c]}]";
+        let spec: WebClusterSpec = serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+        let mut cluster = WebCluster::new("shop", spec);
+        cluster.metadata.namespace = Some("ns".into());
+        let pods = pods(&cluster);
+        assert_eq!(pods.len(), 3, "app, migration, cron: {pods:?}");
+        for (name, pod) in pods {
+            assert_eq!(read_only_root(&pod), Some(true), "{name}");
+            assert_eq!(writable_mounts(&pod), ["/tmp"], "{name}");
         }
     }
 
