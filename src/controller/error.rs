@@ -51,13 +51,63 @@ impl ApiError {
     }
 }
 
-/// The API server refused a change as invalid (422) or forbidden by an
-/// immutable field: retrying cannot help until the spec changes.
-pub fn is_rejection(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 422 || (status.code == 400 && status.reason == "BadRequest"))
-}
-
 /// The object does not exist.
 pub fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// What a failed API call needs before a retry can succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The API server refused the object (400, 404, 422 and other 4xx): only a
+    /// change of the spec can help, so it waits for one.
+    Refused,
+    /// The operator lacks a permission (401, 403): an administrator must grant it.
+    Forbidden,
+    /// A conflict, throttling (409, 429), a server error (5xx) or no answer:
+    /// retried with backoff.
+    Transient,
+}
+
+impl Fault {
+    /// The kind of `error`.
+    pub fn of(error: &kube::Error) -> Fault {
+        match api_code(error) {
+            Some(401 | 403) => Fault::Forbidden,
+            Some(408 | 409 | 429) => Fault::Transient,
+            Some(code) if (400..500).contains(&code) => Fault::Refused,
+            _ => Fault::Transient,
+        }
+    }
+}
+
+/// The HTTP status code of an error the API server answered.
+pub fn api_code(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// The API server's own words for `error` (its Status message), without the
+/// client's wrapping; the whole error for failures without an answer.
+pub fn api_words(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        kube::Error::Api(status) => format!("{} {}", status.code, status.reason),
+        other => other.to_string(),
+    }
+}
+
+impl ApiError {
+    /// What failed, short enough for a condition: the child, the HTTP code, the API's words.
+    pub fn summary(&self) -> String {
+        let code = api_code(&self.source).map(|c| format!(" (HTTP {c})")).unwrap_or_default();
+        format!("{} {} {}{code}: {}", self.action, self.kind, self.name, api_words(&self.source))
+    }
+
+    /// The kind of failure.
+    pub fn fault(&self) -> Fault {
+        Fault::of(&self.source)
+    }
 }

@@ -10,13 +10,13 @@ use kube::{Client, ResourceExt};
 
 use super::Settings;
 use super::apply::{Applier, roles};
-use super::error::Error;
+use super::error::{ApiError, Error, Fault};
 use super::prune::Pruner;
-use super::report::Reporter;
+use super::report::{Reporter, Trouble};
 use super::runtime::cache::ChildCaches;
 use super::runtime::metrics::Metrics;
 use super::runtime::pacing::ClusterKey;
-use super::{observe, plan};
+use super::{observe, plan, refused};
 use crate::api::WebCluster;
 use crate::desired;
 
@@ -59,6 +59,11 @@ impl Context {
         }
     }
 
+    /// Failed reconciles of `cluster` in a row so far.
+    fn attempts(&self, cluster: &WebCluster) -> u32 {
+        self.failures.lock().ok().and_then(|failures| failures.get(&key(cluster)).copied()).unwrap_or(0)
+    }
+
     /// Forgets every WebCluster but `live` (the uids a full list returned).
     pub fn retain(&self, live: &HashSet<String>) {
         self.applier.retain(live);
@@ -97,37 +102,85 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     let namespace = cluster.metadata.namespace.as_deref().ok_or(Error::MissingMetadata("namespace"))?;
     let name = cluster.metadata.name.as_deref().ok_or(Error::MissingMetadata("name"))?;
     let uid = cluster.metadata.uid.as_deref().ok_or(Error::MissingMetadata("uid"))?;
+    let attempts = ctx.attempts(cluster);
 
-    let snapshot =
-        observe::snapshot(&ctx.client, &ctx.caches, cluster, namespace, name).await.map_err(Error::Observe)?;
+    let snapshot = match observe::snapshot(&ctx.client, &ctx.caches, cluster, namespace, name).await {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            // No failure is silent: Ready, Reconciling and Stalled say what failed.
+            let trouble = Trouble { failures: vec![(error.fault(), error.summary())], attempts, ..Trouble::default() };
+            ctx.reporter.report_failure(cluster, &key(cluster), &trouble).await.map_err(Error::Report)?;
+            return Err(Error::Observe(error));
+        }
+    };
     let planned = plan::plan(cluster, &snapshot);
     let children = desired::children(cluster, &planned.plan)?;
-    let outcome = ctx.applier.apply(&ctx.caches, &children, namespace, uid).await.map_err(Error::Apply)?;
-    if let Some(managed) = cluster.spec.database.as_ref().and_then(|db| db.managed.as_ref()) {
-        roles::label_database_replicas(&ctx.client, &ctx.caches, namespace, name, managed.replicas)
-            .await
-            .map_err(Error::Apply)?;
+    let mut outcome = ctx.applier.apply(&ctx.caches, &children, namespace, uid).await;
+    if let Some(managed) = cluster.spec.database.as_ref().and_then(|db| db.managed.as_ref())
+        && let Err(error) =
+            roles::label_database_replicas(&ctx.client, &ctx.caches, namespace, name, managed.replicas).await
+    {
+        outcome.failures.push(error);
     }
-    ctx.pruner.prune(&ctx.caches, &children, namespace, uid).await.map_err(Error::Prune)?;
+    if let Err(error) = ctx.pruner.prune(&ctx.caches, &children, namespace, uid).await {
+        outcome.failures.push(error);
+    }
     if outcome.applied > 0 {
         tracing::info!(namespace, name, applied = outcome.applied, unchanged = outcome.unchanged, "applied children");
     }
-    for rejection in &outcome.rejections {
-        tracing::warn!(namespace, name, %rejection, "the API server refused a change");
+    for failure in &outcome.failures {
+        // The API's full words; status and Events carry a short form.
+        tracing::warn!(namespace, name, error = %failure, "the API server did not take a request");
     }
-    if outcome.created > 0 {
+    if outcome.created > 0 && outcome.failures.is_empty() {
         // A status now would describe children that do not exist yet and be
         // rewritten at once: their creation triggers the next reconcile, which reports.
         return Ok(Action::requeue(ctx.settings.resync));
     }
+    let suspects = refused::suspects(&snapshot);
+    let refused_pods = match refused::refused_jobs(&ctx.client, namespace, &suspects).await {
+        Ok(refused) => refused,
+        Err(error) => {
+            outcome.failures.push(error);
+            Default::default()
+        }
+    };
+    let failures = outcome.failures.iter().map(|f| (f.fault(), f.summary())).collect();
+    let trouble = Trouble { failures, attempts, refused_pods };
     let snapshot = snapshot.after_apply(name, |kind, child| ctx.applier.generation(uid, kind, child));
     let paced = ctx
         .reporter
-        .report(cluster, &key(cluster), &snapshot, &planned.rollout, &outcome.rejections)
+        .report(cluster, &key(cluster), &snapshot, &planned.rollout, &trouble)
         .await
         .map_err(Error::Report)?;
-    // A paced status is written by the next reconcile, with the figures as they are then.
-    Ok(Action::requeue(paced.unwrap_or(ctx.settings.resync)))
+    // A request that may succeed later is retried with backoff (error_policy);
+    // a refusal waits for a spec change, checked again every MAX_BACKOFF.
+    if let Some(failure) = take_retryable(outcome.failures) {
+        return Err(Error::Apply(failure));
+    }
+    let mut next = paced.unwrap_or(ctx.settings.resync);
+    if !trouble.failures.is_empty() {
+        next = next.max(MAX_BACKOFF);
+    }
+    // What the operator does not watch (a user's Secret, a Job's Events) is looked at again soon.
+    if waits_unwatched(&snapshot) || !suspects.is_empty() {
+        next = next.min(RECHECK);
+    }
+    Ok(Action::requeue(next))
+}
+
+/// How soon a cluster that waits for something the operator does not watch
+/// is reconciled again: a referenced Secret that is missing, a Job without pods.
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// A referenced Secret is missing.
+fn waits_unwatched(snapshot: &observe::Snapshot) -> bool {
+    matches!(snapshot.external_db, Some(Err(_))) || snapshot.s3_credentials_found == Some(false)
+}
+
+/// The first failure worth retrying with backoff (anything but a refusal).
+fn take_retryable(failures: Vec<ApiError>) -> Option<ApiError> {
+    failures.into_iter().find(|f| f.fault() != Fault::Refused)
 }
 
 /// Longest wait between two attempts of a failing WebCluster.

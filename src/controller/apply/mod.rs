@@ -11,7 +11,7 @@ use kube::api::{Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::{Api, Client};
 
-use super::error::{ApiError, is_rejection};
+use super::error::ApiError;
 use super::runtime::cache::ChildCaches;
 use super::runtime::cache::digest::{Digest, hash_of};
 use super::runtime::memory::ClusterMemory;
@@ -28,8 +28,8 @@ pub struct ApplyOutcome {
     pub created: usize,
     /// Children that still matched and were left alone.
     pub unchanged: usize,
-    /// Changes the API server refused, as messages for status and Events.
-    pub rejections: Vec<String>,
+    /// Children the API server did not take (refused, forbidden or failed), by kind and name.
+    pub failures: Vec<ApiError>,
 }
 
 /// What was applied to one child, and the child's version and generation right after.
@@ -52,7 +52,6 @@ const APPLY_CONCURRENCY: usize = 4;
 enum ChildResult {
     Unchanged,
     Applied { created: bool },
-    Rejected(String),
 }
 
 /// Applies children and remembers what it applied, so an unchanged child
@@ -89,32 +88,27 @@ impl Applier {
     /// Server-side applies every child that differs from what is cached, a few
     /// at a time (children of one WebCluster do not depend on each other at the
     /// API level). Jobs are created once and never changed (their pod template is immutable).
+    /// A child the API server does not take leaves the others applied.
     /// Afterwards the memory of the WebCluster `uid` holds its desired children only.
-    pub async fn apply(
-        &self,
-        caches: &ChildCaches,
-        children: &[Child],
-        namespace: &str,
-        uid: &str,
-    ) -> Result<ApplyOutcome, ApiError> {
+    pub async fn apply(&self, caches: &ChildCaches, children: &[Child], namespace: &str, uid: &str) -> ApplyOutcome {
         // Collected first: a closure inside the stream trips the compiler's Send inference.
         let pending: Vec<_> = children.iter().map(|child| self.apply_one(caches, child, namespace, uid)).collect();
         let results: Vec<Result<ChildResult, ApiError>> =
             futures::stream::iter(pending).buffer_unordered(APPLY_CONCURRENCY).collect().await;
         let mut outcome = ApplyOutcome::default();
         for result in results {
-            match result? {
-                ChildResult::Unchanged => outcome.unchanged += 1,
-                ChildResult::Applied { created } => {
+            match result {
+                Ok(ChildResult::Unchanged) => outcome.unchanged += 1,
+                Ok(ChildResult::Applied { created }) => {
                     outcome.applied += 1;
                     outcome.created += usize::from(created);
                 }
-                ChildResult::Rejected(message) => outcome.rejections.push(message),
+                Err(failure) => outcome.failures.push(failure),
             }
         }
-        outcome.rejections.sort();
+        outcome.failures.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
         self.applied.with(uid, |memory| keep_desired(memory, children));
-        Ok(outcome)
+        outcome
     }
 
     async fn apply_one(
@@ -152,7 +146,6 @@ impl Applier {
                 self.metrics.applied(kind);
                 Ok(ChildResult::Applied { created: current.is_none() })
             }
-            Err(error) if is_rejection(&error) => Ok(ChildResult::Rejected(format!("{kind} {name}: {error}"))),
             Err(error) => Err(ApiError::new("apply", kind, namespace, &name, error)),
         }
     }

@@ -20,6 +20,10 @@ pub enum ConditionType {
     JobsReady,
     /// The migration of `spec.app.image` succeeded.
     MigrationComplete,
+    /// kstatus: the operator is still working towards Ready (abnormal-true).
+    Reconciling,
+    /// kstatus: the operator cannot make progress without someone's action (abnormal-true).
+    Stalled,
 }
 
 impl ConditionType {
@@ -33,6 +37,8 @@ impl ConditionType {
             ConditionType::StorageReady => "StorageReady",
             ConditionType::JobsReady => "JobsReady",
             ConditionType::MigrationComplete => "MigrationComplete",
+            ConditionType::Reconciling => "Reconciling",
+            ConditionType::Stalled => "Stalled",
         }
     }
 }
@@ -44,6 +50,14 @@ pub enum Reason {
     AllComponentsReady,
     /// Ready: the API server refused a change.
     SpecRejected,
+    /// Ready: the API server forbade a request (a missing RBAC permission).
+    Forbidden,
+    /// Ready: a request failed (conflict, throttling, server error); retried with backoff.
+    ApplyFailed,
+    /// Ready: a request kept failing across several retries.
+    ApplyFailing,
+    /// Ready: generated values are lost while their data remains; none are drawn again.
+    CredentialsLost,
     /// Ready: the first component condition that is False (`<type>False`).
     ComponentFalse(ConditionType),
     /// The component is not asked for.
@@ -52,6 +66,11 @@ pub enum Reason {
     DeploymentReady,
     /// AppReady: pods are being replaced or started.
     RollingOut,
+    /// AppReady, MigrationComplete, JobsReady: the API server refused the pods
+    /// (Pod Security Admission, a ResourceQuota).
+    PodsRefused,
+    /// AppReady: the Deployment made no progress within its deadline.
+    ProgressDeadlineExceeded,
     /// AppReady: the first migration failed, so the app never started.
     MigrationFailed,
     /// AppReady: the first rollout waits for the migration.
@@ -90,6 +109,32 @@ pub enum Reason {
     Succeeded,
     /// MigrationComplete: the migration failed.
     Failed,
+    /// Reconciling, Stalled: Ready is True.
+    Reconciled,
+    /// Stalled: not stalled, the operator makes progress.
+    Progressing,
+    /// Reconciling: stalled instead (see Stalled).
+    Stalled,
+}
+
+impl Reason {
+    /// Whether a condition False for this reason needs someone's action (a
+    /// spec change, a permission, a Secret): kstatus then reads Failed.
+    pub fn stalls(self) -> bool {
+        matches!(
+            self,
+            Reason::SpecRejected
+                | Reason::Forbidden
+                | Reason::ApplyFailing
+                | Reason::PodsRefused
+                | Reason::ProgressDeadlineExceeded
+                | Reason::MigrationFailed
+                | Reason::Failed
+                | Reason::ExternalSecretMissing
+                | Reason::CredentialsMissing
+                | Reason::CredentialsLost
+        )
+    }
 }
 
 impl fmt::Display for Reason {

@@ -6,19 +6,47 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 
 use super::conditions::{ConditionType, Reason, Verdict};
+use super::text::{EVENT_NOTE_MAX, cut};
 use crate::api::WebCluster;
 
 /// An Event for each condition whose status changed between `before` (the
-/// conditions as written) and `after` (the new verdicts).
+/// conditions as written) and `after` (the new verdicts), and a Warning for
+/// every new reason to stall or to retry, the first status included: no
+/// failure goes without an Event.
 pub fn transitions(before: &[Condition], after: &[(ConditionType, Verdict)]) -> Vec<Event> {
     let first = before.is_empty();
+    let old = |kind: ConditionType| before.iter().find(|c| c.type_ == kind.as_str());
     after
         .iter()
-        .filter(|(kind, v)| {
-            before.iter().find(|old| old.type_ == kind.as_str()).is_none_or(|old| (old.status == "True") != v.ok)
+        .filter_map(|(kind, v)| {
+            let flipped = old(*kind).is_none_or(|c| (c.status == "True") != v.ok);
+            let new_reason = flipped || old(*kind).is_some_and(|c| c.reason != v.reason.to_string());
+            match kind {
+                ConditionType::Stalled => (v.ok && new_reason).then(|| warning(*kind, v)),
+                ConditionType::Reconciling => None,
+                ConditionType::Ready if !v.ok && new_reason && v.reason == Reason::ApplyFailed => {
+                    Some(warning(*kind, v))
+                }
+                _ if flipped => event_for(*kind, v, first),
+                _ => None,
+            }
         })
-        .filter_map(|(kind, v)| event_for(*kind, v, first))
         .collect()
+}
+
+/// A Warning named after the verdict's reason.
+fn warning(kind: ConditionType, v: &Verdict) -> Event {
+    event(EventType::Warning, v.reason.to_string(), kind, v)
+}
+
+fn event(type_: EventType, reason: String, kind: ConditionType, v: &Verdict) -> Event {
+    Event {
+        type_,
+        reason,
+        note: Some(cut(&format!("{}: {}", kind.as_str(), v.message), EVENT_NOTE_MAX)),
+        action: "Reconcile".into(),
+        secondary: None,
+    }
 }
 
 /// The Event for a condition that changed. The first status reports only what
@@ -37,13 +65,7 @@ fn event_for(kind: ConditionType, v: &Verdict, first: bool) -> Option<Event> {
         (_, false, _) => (EventType::Warning, "ComponentNotReady"),
         (_, true, _) => return None,
     };
-    Some(Event {
-        type_,
-        reason: reason.into(),
-        note: Some(format!("{}: {}", kind.as_str(), v.message)),
-        action: "Reconcile".into(),
-        secondary: None,
-    })
+    Some(event(type_, reason.into(), kind, v))
 }
 
 /// Publishes events; a failure to record one is logged, never fatal.

@@ -3,7 +3,11 @@
 
 pub mod conditions;
 mod events;
+pub mod health;
 pub mod status;
+mod text;
+#[cfg(test)]
+mod truth_tests;
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +23,8 @@ use super::plan::Rollout;
 use super::runtime::pacing::{ClusterKey, StatusPacer};
 use crate::api::WebCluster;
 use crate::desired::meta::MANAGER;
-use status::{StatusInput, compute, urgent};
+pub use health::Trouble;
+use status::{Computed, StatusInput, compute, compute_failure, urgent};
 
 /// Writes statuses and records Events.
 pub struct Reporter {
@@ -44,10 +49,31 @@ impl Reporter {
         key: &ClusterKey,
         snapshot: &Snapshot,
         rollout: &Rollout,
-        rejections: &[String],
+        trouble: &Trouble,
     ) -> Result<Option<Duration>, ApiError> {
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let computed = compute(&StatusInput { cluster, snapshot, rollout, rejections, now });
+        let computed = compute(&StatusInput { cluster, snapshot, rollout, trouble, now });
+        self.write(cluster, key, computed).await
+    }
+
+    /// Writes Ready, Reconciling and Stalled for a reconcile that failed before
+    /// it could read the cluster's state; the rest of the status stays as it was.
+    pub async fn report_failure(
+        &self,
+        cluster: &WebCluster,
+        key: &ClusterKey,
+        trouble: &Trouble,
+    ) -> Result<(), ApiError> {
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        self.write(cluster, key, compute_failure(cluster, trouble, &now)).await.map(|_| ())
+    }
+
+    async fn write(
+        &self,
+        cluster: &WebCluster,
+        key: &ClusterKey,
+        computed: Computed,
+    ) -> Result<Option<Duration>, ApiError> {
         if cluster.status.as_ref() == Some(&computed.status) {
             return Ok(None);
         }

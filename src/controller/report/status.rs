@@ -1,15 +1,19 @@
 //! The status: conditions and figures computed from the snapshot. Pure, so an
 //! unchanged cluster yields an identical status and nothing is written.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::conditions::{ConditionType, Reason, Verdict, verdict};
+use super::health::{Trouble, failure_verdict, summary};
+use super::text::{CONDITION_MESSAGE_MAX, cut};
 use crate::api::{
     AppStatus, CacheStatus, CronTaskStatus, DatabaseStatus, MigrationStatus, WebCluster, WebClusterStatus,
 };
 use crate::controller::observe::Snapshot;
-use crate::controller::plan::{MigrationPhase, Rollout, current_image, ready_replicas};
+use crate::controller::plan::{MigrationPhase, Rollout, current_image, lost_credentials, ready_replicas};
 use crate::desired::meta::{Component, selector_string};
 use crate::desired::names;
 
@@ -21,8 +25,8 @@ pub struct StatusInput<'a> {
     pub snapshot: &'a Snapshot,
     /// Where the rollout stands, as the plan step decided.
     pub rollout: &'a Rollout,
-    /// Changes the API server refused (immutable fields, invalid values).
-    pub rejections: &'a [String],
+    /// Requests that failed and pods the API server refused.
+    pub trouble: &'a Trouble,
     /// Now, for conditions that change.
     pub now: Time,
 }
@@ -57,16 +61,35 @@ pub fn compute(input: &StatusInput) -> Computed {
     Computed { status, verdicts }
 }
 
-/// A change that is written at once rather than paced: the first status, a new
-/// generation (the user waits for it), or Ready flipping.
-pub fn urgent(before: Option<&WebClusterStatus>, after: &WebClusterStatus) -> bool {
-    let Some(before) = before else { return true };
-    before.observed_generation != after.observed_generation || ready(before) != ready(after)
+/// The status of a reconcile that failed before it read the cluster's state:
+/// the previous one, with Ready, Reconciling and Stalled saying what failed.
+pub fn compute_failure(cluster: &WebCluster, trouble: &Trouble, now: &Time) -> Computed {
+    let previous = cluster.status.clone().unwrap_or_default();
+    let failure = failure_verdict(trouble)
+        .unwrap_or_else(|| verdict(false, Reason::ApplyFailed, "the reconcile failed; see the operator's log"));
+    let verdicts: Vec<(ConditionType, Verdict)> = summary(&[], Some(failure)).into();
+    let generation = cluster.metadata.generation;
+    let mut conditions = previous.conditions.clone();
+    for (kind, v) in &verdicts {
+        let new = condition(*kind, v, &previous.conditions, generation, now);
+        match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+            Some(old) => *old = new,
+            None => conditions.push(new),
+        }
+    }
+    let status = WebClusterStatus { observed_generation: generation, conditions, ..previous };
+    Computed { status, verdicts }
 }
 
-/// The status of the Ready condition.
-fn ready(status: &WebClusterStatus) -> Option<&str> {
-    status.conditions.iter().find(|c| c.type_ == ConditionType::Ready.as_str()).map(|c| c.status.as_str())
+/// A change that is written at once rather than paced: the first status, a new
+/// generation (the user waits for it), Ready or Stalled flipping, or Ready's reason.
+pub fn urgent(before: Option<&WebClusterStatus>, after: &WebClusterStatus) -> bool {
+    let Some(before) = before else { return true };
+    let key = |status: &WebClusterStatus, kind: ConditionType| {
+        status.conditions.iter().find(|c| c.type_ == kind.as_str()).map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    before.observed_generation != after.observed_generation
+        || [ConditionType::Ready, ConditionType::Stalled].into_iter().any(|kind| key(before, kind) != key(after, kind))
 }
 
 fn condition(
@@ -86,31 +109,29 @@ fn condition(
         type_: kind.as_str().into(),
         status: status.into(),
         reason: v.reason.to_string(),
-        message: v.message.clone(),
+        message: cut(&v.message, CONDITION_MESSAGE_MAX),
         observed_generation: generation,
         last_transition_time: since,
     }
 }
 
-/// Every condition's verdict: Ready (which sums up the others) first, then the components.
+/// Every condition's verdict: Ready (which sums up the others) first, then
+/// the components, then kstatus' Reconciling and Stalled.
 fn verdicts(input: &StatusInput) -> Vec<(ConditionType, Verdict)> {
-    let (cluster, snapshot) = (input.cluster, input.snapshot);
+    let (cluster, snapshot, refused) = (input.cluster, input.snapshot, &input.trouble.refused_pods);
     let parts = vec![
         (ConditionType::AppReady, app_verdict(cluster, snapshot, input.rollout)),
         (ConditionType::CacheReady, cache_verdict(cluster, snapshot)),
         (ConditionType::DatabaseReady, database_verdict(cluster, snapshot)),
         (ConditionType::StorageReady, storage_verdict(cluster, snapshot)),
-        (ConditionType::JobsReady, jobs_verdict(cluster, snapshot)),
-        (ConditionType::MigrationComplete, migration_verdict(cluster, &input.rollout.migration)),
+        (ConditionType::JobsReady, jobs_verdict(cluster, snapshot, refused)),
+        (ConditionType::MigrationComplete, migration_verdict(cluster, &input.rollout.migration, refused)),
     ];
-    let ready = if let Some(rejection) = input.rejections.first() {
-        verdict(false, Reason::SpecRejected, format!("the API server refused a change; fix the spec: {rejection}"))
-    } else if let Some((kind, failing)) = parts.iter().find(|(_, v)| !v.ok) {
-        verdict(false, Reason::ComponentFalse(*kind), failing.message.clone())
-    } else {
-        verdict(true, Reason::AllComponentsReady, "every component is ready")
-    };
-    std::iter::once((ConditionType::Ready, ready)).chain(parts).collect()
+    let failure = lost_credentials(cluster, &snapshot.credentials)
+        .map(|lost| verdict(false, Reason::CredentialsLost, lost))
+        .or_else(|| failure_verdict(input.trouble));
+    let [ready, reconciling, stalled] = summary(&parts, failure);
+    std::iter::once(ready).chain(parts).chain([reconciling, stalled]).collect()
 }
 
 fn desired_app_replicas(cluster: &WebCluster, snapshot: &Snapshot) -> i32 {
@@ -133,6 +154,8 @@ fn app_verdict(cluster: &WebCluster, snapshot: &Snapshot, rollout: &Rollout) -> 
     let name = names::app(cluster.metadata.name.as_deref().unwrap_or_default());
     if observed && ready >= desired && updated >= desired && status.replicas.unwrap_or(0) == desired {
         verdict(true, Reason::DeploymentReady, format!("{ready}/{desired} app pods ready"))
+    } else if let Some(stuck) = deployment_stuck(&name, &status).filter(|_| observed) {
+        stuck
     } else {
         verdict(
             false,
@@ -140,6 +163,28 @@ fn app_verdict(cluster: &WebCluster, snapshot: &Snapshot, rollout: &Rollout) -> 
             format!("Deployment {name}: {ready}/{desired} pods ready, {updated} updated"),
         )
     }
+}
+
+/// Why a Deployment cannot bring up its pods, as its own conditions say:
+/// pods the API server refused (Pod Security Admission, a ResourceQuota), or
+/// no progress within its deadline.
+fn deployment_stuck(name: &str, status: &k8s_openapi::api::apps::v1::DeploymentStatus) -> Option<Verdict> {
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    let holds = |kind: &str, value: &str| {
+        conditions.iter().find(|c| c.type_.as_deref() == Some(kind) && c.status.as_deref() == Some(value))
+    };
+    if let Some(failure) = holds("ReplicaFailure", "True") {
+        let why = failure.reason.as_deref().unwrap_or("ReplicaFailure");
+        let words = failure.message.as_deref().unwrap_or_default();
+        return Some(verdict(
+            false,
+            Reason::PodsRefused,
+            format!("Deployment {name} cannot create pods ({why}): {words}"),
+        ));
+    }
+    let stuck = holds("Progressing", "False").filter(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"))?;
+    let words = stuck.message.as_deref().unwrap_or_default();
+    Some(verdict(false, Reason::ProgressDeadlineExceeded, format!("Deployment {name}: {words}")))
 }
 
 /// Why the first rollout still waits.
@@ -243,7 +288,15 @@ fn claim_verdict(claim: Option<&PersistentVolumeClaim>, class: Option<String>) -
     }
 }
 
-fn jobs_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
+fn jobs_verdict(cluster: &WebCluster, snapshot: &Snapshot, refused: &BTreeMap<String, String>) -> Verdict {
+    let stuck = cluster.spec.jobs.iter().find_map(|task| {
+        let active = snapshot.cron_jobs.get(&task.name)?.status.as_ref()?.active.as_ref()?;
+        let job = active.iter().filter_map(|r| r.name.as_deref()).find(|job| refused.contains_key(*job))?;
+        Some(format!("Job {job} of cron task {} cannot create pods: {}", task.name, refused[job]))
+    });
+    if let Some(message) = stuck {
+        return verdict(false, Reason::PodsRefused, message);
+    }
     let missing: Vec<&str> = cluster
         .spec
         .jobs
@@ -258,9 +311,15 @@ fn jobs_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
     }
 }
 
-fn migration_verdict(cluster: &WebCluster, migration: &MigrationPhase) -> Verdict {
+fn migration_verdict(cluster: &WebCluster, migration: &MigrationPhase, refused: &BTreeMap<String, String>) -> Verdict {
     let image = &cluster.spec.app.image;
+    let job = names::migration(cluster.metadata.name.as_deref().unwrap_or_default(), image);
     match migration {
+        MigrationPhase::Running if refused.contains_key(&job) => verdict(
+            false,
+            Reason::PodsRefused,
+            format!("the migration Job {job} for {image} cannot create pods: {}", refused[&job]),
+        ),
         MigrationPhase::NotConfigured => verdict(true, Reason::NotConfigured, "no migration asked for"),
         MigrationPhase::Succeeded => verdict(true, Reason::Succeeded, format!("the migration for {image} succeeded")),
         MigrationPhase::Pending => {
@@ -389,6 +448,7 @@ mod tests {
         };
 
         use super::*;
+        use crate::controller::error::Fault;
 
         fn cluster() -> WebCluster {
             let yaml = "app: {image: 'shop:2', replicas: 2}\ndatabase: {engine: postgresql, managed: {replicas: 1}}";
@@ -425,7 +485,7 @@ mod tests {
         }
 
         fn computed(cluster: &WebCluster, snapshot: &Snapshot, rollout: &Rollout, now: i64) -> Computed {
-            compute(&StatusInput { cluster, snapshot, rollout, rejections: &[], now: at(now) })
+            compute(&StatusInput { cluster, snapshot, rollout, trouble: &Trouble::default(), now: at(now) })
         }
 
         const RELEASED: Rollout = Rollout { migration: MigrationPhase::NotConfigured, first_rollout_pending: false };
@@ -449,7 +509,17 @@ mod tests {
                 .collect();
             assert_eq!(
                 types,
-                ["Ready", "AppReady", "CacheReady", "DatabaseReady", "StorageReady", "JobsReady", "MigrationComplete"]
+                [
+                    "Ready",
+                    "AppReady",
+                    "CacheReady",
+                    "DatabaseReady",
+                    "StorageReady",
+                    "JobsReady",
+                    "MigrationComplete",
+                    "Reconciling",
+                    "Stalled"
+                ]
             );
         }
 
@@ -555,12 +625,13 @@ mod tests {
         #[test]
         fn a_rejected_change_makes_ready_false() {
             let (cluster, snapshot) = (cluster(), serving(2));
-            let rejections = ["Deployment shop-app: invalid".to_string()];
+            let failures = vec![(Fault::Refused, "apply Deployment shop-app: invalid".to_string())];
+            let trouble = Trouble { failures, ..Trouble::default() };
             let input = StatusInput {
                 cluster: &cluster,
                 snapshot: &snapshot,
                 rollout: &RELEASED,
-                rejections: &rejections,
+                trouble: &trouble,
                 now: at(0),
             };
             assert_eq!(reason(&compute(&input), ConditionType::Ready), (false, Reason::SpecRejected));

@@ -1,0 +1,35 @@
+// Command kstatus prints the status kstatus (sigs.k8s.io/cli-utils, the
+// library Flux and kpt judge health with) computes for one object read as
+// JSON from stdin: the status (Current, InProgress, Failed...), a tab, its message.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+)
+
+func main() {
+	data, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		fail("read stdin: %v", err)
+	}
+	var object map[string]interface{}
+	if err := json.Unmarshal(data, &object); err != nil {
+		fail("stdin is not a JSON object: %v", err)
+	}
+	result, err := status.Compute(&unstructured.Unstructured{Object: object})
+	if err != nil {
+		fail("kstatus: %v", err)
+	}
+	fmt.Printf("%s\t%s\n", result.Status, result.Message)
+}
+
+func fail(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(1)
+}
