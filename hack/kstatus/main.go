@@ -4,7 +4,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -18,11 +17,12 @@ func main() {
 	if err != nil {
 		fail("read stdin: %v", err)
 	}
-	var object map[string]interface{}
-	if err := json.Unmarshal(data, &object); err != nil {
-		fail("stdin is not a JSON object: %v", err)
+	// Decoded as the API machinery does: integers stay int64, which kstatus expects.
+	object := &unstructured.Unstructured{}
+	if err := object.UnmarshalJSON(data); err != nil {
+		fail("stdin is not a Kubernetes object as JSON: %v", err)
 	}
-	result, err := status.Compute(&unstructured.Unstructured{Object: object})
+	result, err := status.Compute(object)
 	if err != nil {
 		fail("kstatus: %v", err)
 	}

@@ -132,9 +132,10 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
         // The API's full words; status and Events carry a short form.
         tracing::warn!(namespace, name, error = %failure, "the API server did not take a request");
     }
-    if outcome.created > 0 && outcome.failures.is_empty() {
+    if outcome.created > 0 && outcome.failures.is_empty() && cluster.status.is_some() {
         // A status now would describe children that do not exist yet and be
-        // rewritten at once: their creation triggers the next reconcile, which reports.
+        // rewritten at once: their creation triggers the next reconcile, which
+        // reports. The first status is written at once: without one, kstatus reads Current.
         return Ok(Action::requeue(ctx.settings.resync));
     }
     let suspects = refused::suspects(&snapshot);

@@ -96,4 +96,8 @@ ClusterRole (all namespaces) and the Role (watchNamespace).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# A Job's FailedCreate Events: pods the API server refused (read while a Job shows no pod).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list"]
 {{- end }}
