@@ -77,7 +77,7 @@ pub enum Reason {
     WaitingForMigration,
     /// AppReady: the first rollout waits for the database.
     WaitingForDatabase,
-    /// A StatefulSet does not exist yet.
+    /// A StatefulSet does not exist yet; AppReady: the first rollout starts.
     Creating,
     /// A StatefulSet's pods are ready.
     StatefulSetReady,

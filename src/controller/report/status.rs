@@ -145,7 +145,7 @@ fn desired_app_replicas(cluster: &WebCluster, snapshot: &Snapshot) -> i32 {
 fn app_verdict(cluster: &WebCluster, snapshot: &Snapshot, rollout: &Rollout) -> Verdict {
     let deployment = match &snapshot.deployment {
         Some(deployment) if !rollout.first_rollout_pending => deployment,
-        _ => return held_verdict(&rollout.migration),
+        _ => return held_verdict(cluster, &rollout.migration),
     };
     let desired = desired_app_replicas(cluster, snapshot);
     let status = deployment.status.clone().unwrap_or_default();
@@ -188,7 +188,7 @@ fn deployment_stuck(name: &str, status: &k8s_openapi::api::apps::v1::DeploymentS
 }
 
 /// Why the first rollout still waits.
-fn held_verdict(migration: &MigrationPhase) -> Verdict {
+fn held_verdict(cluster: &WebCluster, migration: &MigrationPhase) -> Verdict {
     match migration {
         MigrationPhase::Failed(why) => {
             verdict(false, Reason::MigrationFailed, format!("the first migration failed: {why}"))
@@ -196,8 +196,12 @@ fn held_verdict(migration: &MigrationPhase) -> Verdict {
         MigrationPhase::Pending | MigrationPhase::Running => {
             verdict(false, Reason::WaitingForMigration, "the app starts after the migration Job succeeds")
         }
-        MigrationPhase::NotConfigured | MigrationPhase::Succeeded => {
+        MigrationPhase::NotConfigured | MigrationPhase::Succeeded if cluster.spec.database.is_some() => {
             verdict(false, Reason::WaitingForDatabase, "the app starts when the database primary is ready")
+        }
+        MigrationPhase::NotConfigured | MigrationPhase::Succeeded => {
+            let name = names::app(cluster.metadata.name.as_deref().unwrap_or_default());
+            verdict(false, Reason::Creating, format!("Deployment {name} starts its first rollout"))
         }
     }
 }
