@@ -111,3 +111,28 @@ impl ApiError {
         Fault::of(&self.source)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(code: u16, message: &str) -> kube::Error {
+        let status = kube::core::Status { code, message: message.into(), ..kube::core::Status::failure(message, "") };
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn faults_follow_the_status_code() {
+        let fault = |code| Fault::of(&answered(code, "m"));
+        assert_eq!([400, 404, 422].map(fault), [Fault::Refused; 3]);
+        assert_eq!([401, 403].map(fault), [Fault::Forbidden; 2]);
+        assert_eq!([408, 409, 429, 500, 503].map(fault), [Fault::Transient; 5]);
+        assert_eq!(Fault::of(&kube::Error::LinesCodecMaxLineLengthExceeded), Fault::Transient, "no answer");
+    }
+
+    #[test]
+    fn the_summary_names_the_child_the_code_and_the_api_words() {
+        let error = ApiError::new("apply", "StatefulSet", "ns", "shop-db", answered(422, "spec: Forbidden: immutable"));
+        assert_eq!(error.summary(), "apply StatefulSet shop-db (HTTP 422): spec: Forbidden: immutable");
+    }
+}
