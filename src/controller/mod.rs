@@ -19,6 +19,7 @@ mod observe;
 mod plan;
 mod prune;
 mod reconcile;
+mod references;
 mod refused;
 mod report;
 pub mod runtime;

@@ -16,7 +16,7 @@ use super::report::{Reporter, Trouble};
 use super::runtime::cache::ChildCaches;
 use super::runtime::metrics::Metrics;
 use super::runtime::pacing::ClusterKey;
-use super::{observe, plan, refused};
+use super::{observe, plan, references, refused};
 use crate::api::WebCluster;
 use crate::desired;
 
@@ -146,8 +146,15 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
             Default::default()
         }
     };
+    let missing_secrets = match references::missing_secrets(&ctx.client, namespace, cluster).await {
+        Ok(missing) => missing,
+        Err(error) => {
+            outcome.failures.push(error);
+            Vec::new()
+        }
+    };
     let failures = outcome.failures.iter().map(|f| (f.fault(), f.summary())).collect();
-    let trouble = Trouble { failures, attempts, refused_pods };
+    let trouble = Trouble { failures, attempts, refused_pods, missing_secrets };
     let snapshot = snapshot.after_apply(name, |kind, child| ctx.applier.generation(uid, kind, child));
     let paced = ctx
         .reporter
@@ -164,7 +171,7 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
         next = next.max(MAX_BACKOFF);
     }
     // What the operator does not watch (a user's Secret, a Job's Events) is looked at again soon.
-    if waits_unwatched(&snapshot) || !suspects.is_empty() {
+    if waits_unwatched(&snapshot) || !suspects.is_empty() || !trouble.missing_secrets.is_empty() {
         next = next.min(RECHECK);
     }
     Ok(Action::requeue(next))

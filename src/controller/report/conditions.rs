@@ -71,6 +71,8 @@ pub enum Reason {
     PodsRefused,
     /// AppReady: the Deployment made no progress within its deadline.
     ProgressDeadlineExceeded,
+    /// AppReady: a Secret the app's pods name (env, envFrom) does not exist.
+    SecretMissing,
     /// AppReady: the first migration failed, so the app never started.
     MigrationFailed,
     /// AppReady: the first rollout waits for the migration.
@@ -128,6 +130,7 @@ impl Reason {
                 | Reason::ApplyFailing
                 | Reason::PodsRefused
                 | Reason::ProgressDeadlineExceeded
+                | Reason::SecretMissing
                 | Reason::MigrationFailed
                 | Reason::Failed
                 | Reason::ExternalSecretMissing

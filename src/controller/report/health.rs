@@ -23,6 +23,8 @@ pub struct Trouble {
     pub attempts: u32,
     /// Jobs whose pods the API server refused, by name, with its words.
     pub refused_pods: BTreeMap<String, String>,
+    /// Secrets (or keys) the app's pods need that do not exist.
+    pub missing_secrets: Vec<String>,
 }
 
 /// The verdict on a failed request: the worst failure first (a refusal, then

@@ -120,7 +120,7 @@ fn condition(
 fn verdicts(input: &StatusInput) -> Vec<(ConditionType, Verdict)> {
     let (cluster, snapshot, refused) = (input.cluster, input.snapshot, &input.trouble.refused_pods);
     let parts = vec![
-        (ConditionType::AppReady, app_verdict(cluster, snapshot, input.rollout)),
+        (ConditionType::AppReady, app_verdict(cluster, snapshot, input.rollout, &input.trouble.missing_secrets)),
         (ConditionType::CacheReady, cache_verdict(cluster, snapshot)),
         (ConditionType::DatabaseReady, database_verdict(cluster, snapshot)),
         (ConditionType::StorageReady, storage_verdict(cluster, snapshot)),
@@ -142,7 +142,15 @@ fn desired_app_replicas(cluster: &WebCluster, snapshot: &Snapshot) -> i32 {
     }
 }
 
-fn app_verdict(cluster: &WebCluster, snapshot: &Snapshot, rollout: &Rollout) -> Verdict {
+fn app_verdict(cluster: &WebCluster, snapshot: &Snapshot, rollout: &Rollout, missing_secrets: &[String]) -> Verdict {
+    if !missing_secrets.is_empty() {
+        let missing = missing_secrets.join("; ");
+        return verdict(
+            false,
+            Reason::SecretMissing,
+            format!("{missing}: the app's pods cannot start until it exists"),
+        );
+    }
     let deployment = match &snapshot.deployment {
         Some(deployment) if !rollout.first_rollout_pending => deployment,
         _ => return held_verdict(cluster, &rollout.migration),

@@ -173,3 +173,18 @@ fn a_failure_before_the_snapshot_keeps_the_rest_of_the_status() {
     let kinds: Vec<ConditionType> = computed.verdicts.iter().map(|(k, _)| *k).collect();
     assert_eq!(kinds, [ConditionType::Ready, ConditionType::Reconciling, ConditionType::Stalled]);
 }
+
+#[test]
+fn a_secret_the_app_needs_and_does_not_find_stalls() {
+    let cluster = cluster("app: {image: 'shop:2'}");
+    let snapshot = Snapshot { deployment: Some(Deployment::default()), ..Snapshot::default() };
+    let missing = vec!["Secret mail not found (spec.app.envFrom)".to_string()];
+    let trouble = Trouble { missing_secrets: missing, ..Trouble::default() };
+    let computed = status_of(&cluster, &snapshot, &RELEASED, &trouble);
+    let (status, reason, message) = said(&computed, "AppReady");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "SecretMissing"));
+    assert!(message.starts_with("Secret mail not found (spec.app.envFrom)"), "{message}");
+    assert_eq!(said(&computed, "Stalled").1, "SecretMissing");
+    let events: Vec<String> = transitions(&[], &computed.verdicts).into_iter().map(|e| e.reason).collect();
+    assert_eq!(events, ["SecretMissing"]);
+}
