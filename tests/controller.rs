@@ -629,8 +629,7 @@ async fn a_new_generation_is_not_ready_before_every_child_runs_its_spec() {
     let app = Timeline::record(ns.api::<Deployment>(), "shop-app").await;
     let cache = Timeline::record(ns.api::<StatefulSet>(), "shop-cache").await;
 
-    let changed =
-        SMALL.replace("shop:1", "shop:2").replace("backend: memcached,", "backend: memcached, memoryMib: 96,");
+    let changed = SMALL.replace("shop:1", "shop:2").replace("backend: memcached,", "backend: memcached, memory: 96Mi,");
     apply_yaml(&ns, &changed).await;
     let generation = clusters.get("shop").await.unwrap().metadata.generation;
     let ready_at_generation =

@@ -134,3 +134,45 @@ async fn the_database_engine_cannot_change() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("spec.database.engine: is immutable"), "{stderr}");
 }
+
+/// Memory sizes near their bounds, in every notation: `render` (exact
+/// arithmetic) and the API server (CEL `quantity()`, which rounds up to nano
+/// units and cuts exponents to 32 bits) give the same verdict, accepted or refused.
+#[tokio::test]
+async fn memory_sizes_get_the_same_verdict_from_both() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("memory-sizes").await;
+    let dir = harness::fs::TempDir::new("memory-sizes");
+    let sizes = [
+        "16Mi",
+        "16777216",
+        "'16777216'",
+        "64Gi",
+        "100M",
+        "0.015625Gi",
+        "1.6777216e7",
+        "16777215.9999999999",
+        "16777216e4294967296",
+        "16777215.999999999",
+        "16777215",
+        "15.9Mi",
+        "64.0000001Gi",
+        "68719476737",
+        "70G",
+        "-1Gi",
+        "1e999999999999999999",
+    ];
+    let mut disagreements = Vec::new();
+    for (index, size) in sizes.iter().enumerate() {
+        let manifest = format!(
+            "apiVersion: webcluster.io/v1alpha1\nkind: WebCluster\nmetadata: {{name: m{index}}}\nspec:\n  app: {{image: 'shop:1'}}\n  httpCache: {{memory: {size}}}\n"
+        );
+        let path = dir.join(format!("m{index}.yaml"));
+        std::fs::write(&path, &manifest).expect("write");
+        let (offline, server) = (render_verdict(&manifest), server_verdict(ns.name(), &path));
+        if offline.is_ok() != server.is_ok() {
+            disagreements.push(format!("{size}: render {offline:?}, API server {server:?}"));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}

@@ -20,6 +20,181 @@ pub const QUANTITY_PATTERN: &str = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]
 pub const QUANTITY_HINT: &str = "must be a quantity such as 10Gi, 512Mi, 500m or 1.5: a number, then optionally \
                                  one suffix of Ki Mi Gi Ti Pi Ei n u m k M G T P E or an exponent such as e3";
 
+static QUANTITY: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(QUANTITY_PATTERN).ok());
+
+/// A quantity, as [`QUANTITY_PATTERN`] says.
+pub fn is_quantity(text: &str) -> bool {
+    QUANTITY.as_ref().is_some_and(|re| re.is_match(text))
+}
+
+/// A quantity's exact value: `digits` × 10^`exponent` (no leading zeros in
+/// `digits`; empty for zero).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decimal {
+    negative: bool,
+    digits: Vec<u8>,
+    exponent: i64,
+}
+
+impl Decimal {
+    /// Reads a quantity as `resource.ParseQuantity` does, exactly, including its
+    /// one quirk: an exponent (`e…`) is cut to 32 bits. `None` when it is not one.
+    fn parse(text: &str) -> Option<Self> {
+        if !is_quantity(text) {
+            return None;
+        }
+        let (negative, unsigned) = match text.as_bytes().first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let number_end = unsigned.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(unsigned.len());
+        let (number, suffix) = unsigned.split_at(number_end);
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        let (mut exponent, binary): (i64, u32) = match suffix {
+            "" => (0, 0),
+            "n" => (-9, 0),
+            "u" => (-6, 0),
+            "m" => (-3, 0),
+            "k" => (3, 0),
+            "M" => (6, 0),
+            "G" => (9, 0),
+            "T" => (12, 0),
+            "P" => (15, 0),
+            "E" => (18, 0),
+            "Ki" => (0, 10),
+            "Mi" => (0, 20),
+            "Gi" => (0, 30),
+            "Ti" => (0, 40),
+            "Pi" => (0, 50),
+            "Ei" => (0, 60),
+            // Go's int32(parsed): the exponent wraps like Rust's `as`.
+            exponent => (i64::from(exponent[1..].parse::<i64>().ok()? as i32), 0),
+        };
+        exponent -= fraction.len() as i64;
+        let mut digits: Vec<u8> = whole.bytes().chain(fraction.bytes()).map(|b| b - b'0').collect();
+        for _ in 0..binary {
+            digits = double(&digits);
+        }
+        Some(Self { negative, digits, exponent }.normalised())
+    }
+
+    fn normalised(mut self) -> Self {
+        let leading = self.digits.iter().take_while(|d| **d == 0).count();
+        self.digits.drain(..leading);
+        while self.digits.last() == Some(&0) {
+            self.digits.pop();
+            self.exponent += 1;
+        }
+        if self.digits.is_empty() {
+            self.negative = false;
+            self.exponent = 0;
+        }
+        self
+    }
+
+    fn from_integer(value: u64, exponent: i64) -> Self {
+        let digits = value.to_string().bytes().map(|b| b - b'0').collect();
+        Self { negative: false, digits, exponent }.normalised()
+    }
+
+    /// Compares magnitudes first (digits plus exponent), then the digits.
+    fn cmp_value(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self.negative, other.negative) {
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            _ => {}
+        }
+        let magnitude = |d: &Self| (!d.digits.is_empty(), d.digits.len() as i64 + d.exponent);
+        let unsigned = magnitude(self).cmp(&magnitude(other)).then_with(|| {
+            let width = self.digits.len().max(other.digits.len());
+            let padded =
+                |d: &Self| d.digits.iter().copied().chain(std::iter::repeat(0)).take(width).collect::<Vec<_>>();
+            padded(self).cmp(&padded(other))
+        });
+        if self.negative { unsigned.reverse() } else { unsigned }
+    }
+
+    /// The value rounded up to a whole number, as `Quantity.Value()` gives it;
+    /// `None` when negative or beyond `u64`.
+    fn ceil_integer(&self) -> Option<u64> {
+        if self.negative {
+            return None;
+        }
+        let whole = (self.digits.len() as i64 + self.exponent).max(0) as usize;
+        let mut value: u64 = 0;
+        for index in 0..whole {
+            let digit = self.digits.get(index).copied().unwrap_or(0);
+            value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+        }
+        let fraction = self.digits.len() > whole;
+        if fraction { value.checked_add(1) } else { Some(value) }
+    }
+}
+
+/// `digits` × 2, in decimal.
+fn double(digits: &[u8]) -> Vec<u8> {
+    let mut carry = 0;
+    let mut doubled: Vec<u8> = digits
+        .iter()
+        .rev()
+        .map(|d| {
+            let value = d * 2 + carry;
+            carry = value / 10;
+            value % 10
+        })
+        .collect();
+    if carry > 0 {
+        doubled.push(carry);
+    }
+    doubled.reverse();
+    doubled
+}
+
+/// Bounds of a memory size (`spec.cache.memory`, `spec.httpCache.memory`), as
+/// quantities and in bytes.
+pub const MIN_MEMORY: (&str, u64) = ("16Mi", 16 << 20);
+/// The upper bound.
+pub const MAX_MEMORY: (&str, u64) = ("64Gi", 64 << 30);
+
+/// What a memory size out of bounds is told.
+pub fn memory_range_hint() -> String {
+    format!("must be a quantity from {} to {}, for example 128Mi or 1Gi", MIN_MEMORY.0, MAX_MEMORY.0)
+}
+
+/// The CEL rule of a memory size: within [`MIN_MEMORY`] and [`MAX_MEMORY`]. A
+/// string that is no quantity is the pattern's to report.
+pub fn memory_range_rule() -> String {
+    let (min, max) = (MIN_MEMORY, MAX_MEMORY);
+    format!(
+        "type(self) == int ? (self >= {} && self <= {}) : (!isQuantity(self) || \
+         (quantity(self).compareTo(quantity('{}')) >= 0 && quantity(self).compareTo(quantity('{}')) <= 0))",
+        min.1, max.1, min.0, max.0
+    )
+}
+
+/// Bytes of a memory size within bounds, as [`memory_range_rule`] checks it:
+/// `None` when it is no quantity or out of bounds. The API server rounds a
+/// quantity up to whole nano units before it compares: a value less than one
+/// nano unit below the minimum passes.
+pub fn memory_bytes(quantity: &str) -> Option<u64> {
+    let value = Decimal::parse(quantity)?;
+    let nano_below_min = Decimal::from_integer(MIN_MEMORY.1 * 1_000_000_000 - 1, -9);
+    let max = Decimal::from_integer(MAX_MEMORY.1, 0);
+    let within = value.cmp_value(&nano_below_min).is_gt() && value.cmp_value(&max).is_le();
+    within.then(|| value.ceil_integer()).flatten()
+}
+
+/// Bytes as a quantity: in Mi or Ki when they divide it, else plain.
+pub fn bytes_quantity(bytes: u64) -> String {
+    match bytes {
+        b if b % (1 << 20) == 0 => format!("{}Mi", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{}Ki", b >> 10),
+        b => b.to_string(),
+    }
+}
+
 /// The `@` macros Kubernetes CronJobs accept in place of five fields.
 pub const CRON_MACROS: [&str; 7] = ["yearly", "annually", "monthly", "weekly", "daily", "midnight", "hourly"];
 
@@ -182,6 +357,47 @@ mod tests {
         for bad in ["", "lots", "two cores", "1ki", "1K", "1e", "1e2.5", "1 Gi", "Gi", ".", "1.2.3", "1Gi ", "0x10"] {
             assert!(!quantity(bad), "{bad}");
         }
+    }
+
+    /// Memory sizes as the API server's `quantity()` compares them: exact
+    /// values, rounded up to whole nano units, exponents cut to 32 bits.
+    #[test]
+    fn memory_sizes() {
+        let mib = 1 << 20;
+        for (text, bytes) in [
+            ("16Mi", Some(16 * mib)),
+            ("16777216", Some(16 * mib)),
+            ("64Gi", Some(64 << 30)),
+            ("68719476736", Some(64 << 30)),
+            ("100M", Some(100_000_000)),
+            ("1.5Gi", Some(1536 * mib)),
+            (".5Gi", Some(512 * mib)),
+            ("0.015625Gi", Some(16 * mib)),
+            ("16777216000m", Some(16 * mib)),
+            ("1.6777216e7", Some(16 * mib)),
+            ("16777215.9999999999", Some(16 * mib)),
+            ("16777216e4294967296", Some(16 * mib)),
+            ("16777216.5", Some(16 * mib + 1)),
+            ("16777215.999999999", None),
+            ("16777215", None),
+            ("15.9Mi", None),
+            ("64.0000001Gi", None),
+            ("68719476737", None),
+            ("70G", None),
+            ("-1Gi", None),
+            ("0", None),
+            ("1e999999999999999999", None),
+            ("lots", None),
+        ] {
+            assert_eq!(memory_bytes(text), bytes, "{text}");
+        }
+    }
+
+    #[test]
+    fn bytes_as_quantities() {
+        assert_eq!(bytes_quantity(80 << 20), "80Mi");
+        assert_eq!(bytes_quantity(2048), "2Ki");
+        assert_eq!(bytes_quantity(1536), "1536");
     }
 
     #[test]

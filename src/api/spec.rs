@@ -18,8 +18,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::formats::{
-    MAX_TIME_ZONE_LENGTH, SCHEDULE_HINT, SCHEDULE_RANGE_HINT, TIME_ZONE_HINT, schedule_ranges_rule, schedule_rule,
-    time_zone_rule,
+    MAX_TIME_ZONE_LENGTH, SCHEDULE_HINT, SCHEDULE_RANGE_HINT, TIME_ZONE_HINT, memory_range_hint, memory_range_rule,
+    schedule_ranges_rule, schedule_rule, time_zone_rule,
 };
 use super::status::WebClusterStatus;
 
@@ -300,7 +300,7 @@ pub struct Autoscaling {
     #[schemars(range(min = 1, max = 1000))]
     pub max_replicas: i32,
     /// Average CPU utilisation (percent of requests) the HPA aims for.
-    #[serde(default = "default_cpu_target")]
+    #[serde(rename = "targetCPUUtilizationPercentage", default = "default_cpu_target")]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: i32,
 }
@@ -386,11 +386,12 @@ pub struct CacheSpec {
     /// Container image. Defaults to the official `memcached` or `redis` image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// Memory for cached data per pod, in MiB (memcached `-m`, redis `maxmemory`).
+    /// Memory for cached data per pod, a quantity from 16Mi to 64Gi (memcached `-m`
+    /// takes it in whole MiB, redis `maxmemory` in bytes).
     #[serde(default = "default_cache_memory")]
-    #[schemars(range(min = 16, max = 65536))]
-    pub memory_mib: i32,
-    /// Requests and limits. Without them: 50m CPU and memoryMib requested, memoryMib
+    #[x_kube(validation = Rule::new(memory_range_rule()).message(format!("spec.cache.memory: {}", memory_range_hint()).as_str()))]
+    pub memory: Quantity,
+    /// Requests and limits. Without them: 50m CPU and `memory` requested, `memory`
     /// plus 25% as the memory limit (connections and overhead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -406,8 +407,8 @@ fn default_cache_replicas() -> i32 {
     2
 }
 
-fn default_cache_memory() -> i32 {
-    64
+fn default_cache_memory() -> Quantity {
+    Quantity("64Mi".into())
 }
 
 /// Size and class of a volume claim.
@@ -427,7 +428,7 @@ fn default_volume_size() -> Quantity {
 }
 
 /// The optional Varnish HTTP cache in front of the app.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpCacheSpec {
     /// Varnish image. Defaults to the official `varnish` image.
@@ -438,12 +439,12 @@ pub struct HttpCacheSpec {
     #[serde(default = "default_http_cache_replicas")]
     #[schemars(range(min = 1, max = 32))]
     pub replicas: i32,
-    /// Cache size in MiB (`-s malloc`).
+    /// Cache size, a quantity from 16Mi to 64Gi (`-s malloc`, in whole MiB).
     #[serde(default = "default_http_cache_memory")]
-    #[schemars(range(min = 16, max = 65536))]
-    pub memory_mib: i32,
+    #[x_kube(validation = Rule::new(memory_range_rule()).message(format!("spec.httpCache.memory: {}", memory_range_hint()).as_str()))]
+    pub memory: Quantity,
     /// Requests and limits of the Varnish container. Without them: 50m CPU, memory
-    /// memoryMib plus 64 MiB requested and memoryMib × 1.5 plus 64 MiB as the limit
+    /// `memory` plus 64Mi requested and `memory` × 1.5 plus 64Mi as the limit
     /// (Varnish keeps per-object overhead and thread stacks beside the `-s malloc` storage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -460,8 +461,8 @@ fn default_http_cache_replicas() -> i32 {
     2
 }
 
-fn default_http_cache_memory() -> i32 {
-    256
+fn default_http_cache_memory() -> Quantity {
+    Quantity("256Mi".into())
 }
 
 /// Database engine.
@@ -558,9 +559,10 @@ fn default_max_lag() -> i32 {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExternalDatabase {
     /// Secret key holding the read-write DSN, for example `pgsql://user:pass@host:5432/db`.
+    #[serde(rename = "writeURLSecretRef")]
     pub write_url_secret_ref: SecretKeyRef,
     /// Secret key holding the read-only DSN. Without it reads use the write DSN.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "readURLSecretRef", default, skip_serializing_if = "Option::is_none")]
     pub read_url_secret_ref: Option<SecretKeyRef>,
 }
 
@@ -655,7 +657,7 @@ pub struct S3Credentials {
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Key of the access key id.
-    #[serde(default = "default_access_key_key")]
+    #[serde(rename = "accessKeyIDKey", default = "default_access_key_key")]
     pub access_key_id_key: String,
     /// Key of the secret access key.
     #[serde(default = "default_secret_key_key")]

@@ -13,8 +13,8 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::formats::{
-    QUANTITY_HINT, QUANTITY_PATTERN, SCHEDULE_HINT, SCHEDULE_RANGE_HINT, TIME_ZONE_HINT, is_schedule, is_time_zone,
-    schedule_ranges_ascend,
+    QUANTITY_HINT, QUANTITY_PATTERN, SCHEDULE_HINT, SCHEDULE_RANGE_HINT, TIME_ZONE_HINT, is_quantity, is_schedule,
+    is_time_zone, memory_bytes, memory_range_hint, schedule_ranges_ascend,
 };
 use super::{MAX_CRONJOB_NAME_LENGTH, MAX_NAME_LENGTH, MAX_UNAVAILABLE_MESSAGE, WebCluster};
 
@@ -297,6 +297,16 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
     }
     if spec.cache.as_ref().is_some_and(|c| c.persistence.is_some() && c.backend != super::CacheBackend::Redis) {
         fail("spec.cache.persistence", "only the redis backend persists data");
+    }
+    let memories = [
+        ("spec.cache.memory", spec.cache.as_ref().map(|c| &c.memory)),
+        ("spec.httpCache.memory", spec.http_cache.as_ref().map(|h| &h.memory)),
+    ];
+    for (path, memory) in memories {
+        // A string that is no quantity is the schema pattern's to report.
+        if memory.is_some_and(|m| is_quantity(&m.0) && memory_bytes(&m.0).is_none()) {
+            fail(path, &memory_range_hint());
+        }
     }
     if spec.database.as_ref().is_some_and(|d| d.managed.is_some() == d.external.is_some()) {
         fail("spec.database", "set exactly one of managed or external");

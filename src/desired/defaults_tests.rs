@@ -10,8 +10,8 @@ use super::{Child, Plan, children};
 use crate::api::{WebCluster, WebClusterSpec};
 
 const FULL: &str = "app: {image: a}\n\
-                    cache: {backend: redis, memoryMib: 128}\n\
-                    httpCache: {memoryMib: 256}\n\
+                    cache: {backend: redis, memory: 128Mi}\n\
+                    httpCache: {memory: 256Mi}\n\
                     database: {engine: postgresql, managed: {}}";
 
 fn built(yaml: &str) -> Vec<Child> {
@@ -66,6 +66,26 @@ fn the_database_cache_and_varnish_get_requests_and_limits_from_their_memory() {
     assert_eq!(figures(container(&children, "shop-db").resources), some("100m", "256Mi", "1Gi"));
     assert_eq!(figures(container(&children, "shop-cache").resources), some("50m", "128Mi", "160Mi"));
     assert_eq!(figures(container(&children, "shop-http-cache").resources), some("50m", "320Mi", "448Mi"));
+}
+
+/// Sizes derived from a memory quantity in any unit: memcached `-m` and
+/// Varnish `-s malloc` in whole MiB, redis `maxmemory` in bytes, the limits
+/// rounded up to a byte.
+#[test]
+fn derived_sizes_come_from_the_memory_quantity() {
+    let children = built("app: {image: a}\ncache: {backend: memcached, memory: 100M}\nhttpCache: {memory: 1.5Gi}");
+    let memcached = container(&children, "shop-cache");
+    assert_eq!(memcached.command.unwrap_or_default()[1..3], ["-m".to_string(), "95".into()]);
+    assert_eq!(figures(memcached.resources), some("50m", "100000000", "125000000"));
+    let varnish = container(&children, "shop-http-cache");
+    assert!(varnish.command.unwrap_or_default().contains(&"malloc,1536M".to_string()));
+    assert_eq!(figures(varnish.resources), some("50m", "1600Mi", "2368Mi"));
+    let redis = built("app: {image: a}\ncache: {backend: redis, memory: 134217728}");
+    let conf = redis.iter().find_map(|c| match c {
+        Child::ConfigMap(m) if c.name() == "shop-cache-config" => m.data.as_ref()?.get("redis.conf").cloned(),
+        _ => None,
+    });
+    assert!(conf.unwrap_or_default().contains("maxmemory 134217728\n"));
 }
 
 #[test]

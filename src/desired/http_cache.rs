@@ -16,6 +16,7 @@ use super::pod::{
 };
 use super::{Child, names};
 use crate::api::HttpCacheSpec;
+use crate::api::formats::bytes_quantity;
 
 const VARNISH_IMAGE: &str = "varnish:7.7";
 /// The uid of the official image's `varnish` user.
@@ -74,7 +75,7 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
                 "-a",
                 &format!(":{VARNISH_PORT}"),
                 "-s",
-                &format!("malloc,{}M", spec.memory_mib),
+                &format!("malloc,{}M", super::memory_bytes(&spec.memory) >> 20),
             ]
             .map(String::from)
             .to_vec(),
@@ -96,7 +97,7 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
             workdir_mount,
             tmp_mount,
         ]),
-        resources: Some(spec.resources.clone().unwrap_or_else(|| default_resources(spec.memory_mib))),
+        resources: Some(spec.resources.clone().unwrap_or_else(|| default_resources(super::memory_bytes(&spec.memory)))),
         security_context: Some(read_only_container()),
         ..Container::default()
     };
@@ -127,11 +128,12 @@ fn deployment(parent: &Parent, spec: &HttpCacheSpec) -> Child {
 }
 
 /// Varnish keeps per-object overhead and thread stacks beside its `-s malloc`
-/// storage: memoryMib + 64 MiB requested, memoryMib × 1.5 + 64 MiB the limit.
-fn default_resources(memory_mib: i32) -> ResourceRequirements {
-    let request = memory_mib + 64;
-    let limit = memory_mib + memory_mib / 2 + 64;
-    resources("50m", &format!("{request}Mi"), &format!("{limit}Mi"))
+/// storage: `memory` + 64Mi requested, `memory` × 1.5 + 64Mi the limit.
+fn default_resources(memory: u64) -> ResourceRequirements {
+    const OVERHEAD: u64 = 64 << 20;
+    let request = memory + OVERHEAD;
+    let limit = memory + memory.div_ceil(2) + OVERHEAD;
+    resources("50m", &bytes_quantity(request), &bytes_quantity(limit))
 }
 
 fn service(parent: &Parent) -> Child {

@@ -27,6 +27,8 @@ pub use child::Child;
 pub use database::engine_name;
 pub use database::{ROLE_LABEL, ROLE_REPLICA};
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
 use crate::api::WebCluster;
 pub use meta::Parent;
 
@@ -52,8 +54,6 @@ pub struct Plan {
     /// The migration Job of `spec.app.image` belongs in the desired state (the
     /// controller holds it back until the database is ready).
     pub start_migration: bool,
-}
-
     /// Generated values were lost while data written with them remains: the
     /// builder emits neither generated Secret, so no new password reaches a pod.
     pub withhold_credentials: bool,
@@ -71,6 +71,8 @@ impl std::fmt::Debug for Plan {
             .field("withhold_credentials", &self.withhold_credentials)
             .finish()
     }
+}
+
 /// The external database's DSNs (their `Debug` hides them: they hold passwords).
 #[derive(Clone, PartialEq)]
 pub struct ExternalUrls {
@@ -80,14 +82,14 @@ pub struct ExternalUrls {
     pub read: String,
 }
 
-impl Plan {
-    /// What `render` assumes without a cluster: the spec's image serves, no
 impl std::fmt::Debug for ExternalUrls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ExternalUrls { write: <redacted>, read: <redacted> }")
     }
 }
 
+impl Plan {
+    /// What `render` assumes without a cluster: the spec's image serves, no
     /// migration runs, generated values are visible placeholders.
     pub fn offline(cluster: &WebCluster) -> Self {
         let generated = credentials::generated_keys(&cluster.spec)
@@ -113,9 +115,9 @@ impl std::fmt::Debug for ExternalUrls {
             hold_first_rollout: false,
             migration_running: false,
             start_migration: true,
+            withhold_credentials: false,
         }
     }
-            withhold_credentials: false,
 }
 
 /// Why the builder could not produce the objects.
@@ -124,6 +126,27 @@ pub enum BuildError {
     /// The WebCluster has no name or namespace yet.
     #[error("the WebCluster has no {0}; set metadata.{0}")]
     MissingMetadata(&'static str),
+    /// A memory size the API server should have refused.
+    #[error("{0}: {hint}", hint = crate::api::formats::memory_range_hint())]
+    MemoryOutOfRange(&'static str),
+}
+
+/// Bytes of a memory size, checked before anything is built (so the
+/// builders' fallback never serves).
+fn memory_bytes(memory: &Quantity) -> u64 {
+    crate::api::formats::memory_bytes(&memory.0).unwrap_or(crate::api::formats::MIN_MEMORY.1)
+}
+
+fn check_memory(cluster: &WebCluster) -> Result<(), BuildError> {
+    let spec = &cluster.spec;
+    let sizes = [
+        ("spec.cache.memory", spec.cache.as_ref().map(|c| &c.memory)),
+        ("spec.httpCache.memory", spec.http_cache.as_ref().map(|h| &h.memory)),
+    ];
+    match sizes.into_iter().find(|(_, m)| m.is_some_and(|m| crate::api::formats::memory_bytes(&m.0).is_none())) {
+        Some((path, _)) => Err(BuildError::MemoryOutOfRange(path)),
+        None => Ok(()),
+    }
 }
 
 /// Every cache node a client must know, as host:port (empty without a cache).
@@ -137,6 +160,7 @@ pub fn cache_hosts(cluster: &WebCluster) -> Vec<String> {
 /// Every child object of `cluster`, in a stable order (dependencies first).
 pub fn children(cluster: &WebCluster, plan: &Plan) -> Result<Vec<Child>, BuildError> {
     let parent = Parent::new(cluster)?;
+    check_memory(cluster)?;
     let mut children = Vec::new();
     children.extend(credentials::secrets(&parent, plan));
     children.extend(storage::objects(&parent));

@@ -19,7 +19,7 @@ const CLIENT: &str = include_str!("cache.php");
 fn cache_spec(backend: &str, replicas: i32) -> serde_json::Value {
     json!({
         "app": real_app(1),
-        "cache": {"backend": backend, "replicas": replicas, "memoryMib": 16, "pod": real_node_placement()},
+        "cache": {"backend": backend, "replicas": replicas, "memory": "16Mi", "pod": real_node_placement()},
     })
 }
 

@@ -33,7 +33,7 @@ async fn two_app_pods_share_files_at_every_mount_path() {
             "storageClassName": test.storage.class(),
             "mounts": [{"path": ROOT_MOUNT}, {"path": SUB_MOUNT, "subPath": SUB_PATH}],
         }},
-        "httpCache": {"replicas": 1, "memoryMib": 32, "pod": real_node_placement()},
+        "httpCache": {"replicas": 1, "memory": "32Mi", "pod": real_node_placement()},
     });
     test.apply(CLUSTER, spec).await;
     test.wait_ready(CLUSTER, START_TIMEOUT).await;
