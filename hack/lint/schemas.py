@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Standalone JSON schemas for kubeconform from an API server's /openapi/v2.
 
-    schemas.py OPENAPI_V2_JSON OUT_DIR
+    schemas.py OPENAPI_V2_JSON OUT_DIR [MANIFEST...]
+
+Exit status 3 when a kind of a MANIFEST (apiVersion and kind read line by line
+from top-level keys) has no schema: the server may not publish a new CRD yet.
 
 One file per kind the server serves (built-in kinds and CRDs alike), named as
 hack/lint/check.py's schema location template expects:
@@ -73,8 +76,25 @@ def closure(definitions, root):
     return seen
 
 
+def kinds(path):
+    """(group or version, version, kind) of each document of a YAML stream."""
+    found, api_version, kind = set(), None, None
+    with open(path) as f:
+        for line in list(f) + ["---"]:
+            if line.startswith("---"):
+                if api_version and kind:
+                    group, _, version = api_version.rpartition("/")
+                    found.add((group or version, version, kind))
+                api_version = kind = None
+            elif line.startswith("apiVersion:"):
+                api_version = line.split(":", 1)[1].strip().strip("'\"")
+            elif line.startswith("kind:"):
+                kind = line.split(":", 1)[1].strip().strip("'\"")
+    return found
+
+
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         sys.exit(__doc__)
     with open(sys.argv[1]) as f:
         spec = json.load(f)
@@ -98,6 +118,15 @@ def main():
     if written == 0:
         sys.exit(f"schemas.py: no kind in {sys.argv[1]}")
     print(f"schemas.py: {written} schemas in {out_dir}", file=sys.stderr)
+    missing = sorted(
+        f"{group}/{version} {kind}"
+        for manifest in sys.argv[3:]
+        for group, version, kind in kinds(manifest)
+        if not os.path.exists(os.path.join(out_dir, f"{kind.lower()}_{group}_{version}.json"))
+    )
+    if missing:
+        print(f"schemas.py: the server publishes no schema for {', '.join(missing)}", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":
