@@ -143,24 +143,26 @@ async fn memory_sizes_get_the_same_verdict_from_both() {
     ensure_crd().await;
     let ns = TestNamespace::new("memory-sizes").await;
     let dir = harness::fs::TempDir::new("memory-sizes");
+    // Quoted: a string the quantity parser reads; bare: a YAML number.
     let sizes = [
         "16Mi",
         "16777216",
         "'16777216'",
         "64Gi",
-        "100M",
-        "0.015625Gi",
-        "1.6777216e7",
-        "16777215.9999999999",
-        "16777216e4294967296",
-        "16777215.999999999",
+        "'100M'",
+        "'0.015625Gi'",
+        "'1.6777216e7'",
+        "'16777215.9999999999'",
+        "'16777216e4294967296'",
+        "'16777215.999999999'",
         "16777215",
-        "15.9Mi",
-        "64.0000001Gi",
+        "'15.9Mi'",
+        "'64.0000001Gi'",
         "68719476737",
+        "'68719476737'",
         "70G",
         "-1Gi",
-        "1e999999999999999999",
+        "'1e999999999999999999'",
     ];
     let mut disagreements = Vec::new();
     for (index, size) in sizes.iter().enumerate() {
