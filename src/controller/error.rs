@@ -93,9 +93,23 @@ pub fn api_code(error: &kube::Error) -> Option<u16> {
 /// client's wrapping; the whole error for failures without an answer.
 pub fn api_words(error: &kube::Error) -> String {
     match error {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        kube::Error::Api(status) if !status.message.is_empty() => elide_value(&status.message),
         kube::Error::Api(status) => format!("{} {}", status.code, status.reason),
         other => other.to_string(),
+    }
+}
+
+/// Longest rejected value kept in [`api_words`].
+const VALUE_MAX: usize = 80;
+
+/// `words` with a long rejected value (`Invalid value: <a whole object>: why`)
+/// elided, so the field and the reason fit a condition; the log keeps the value.
+fn elide_value(words: &str) -> String {
+    const MARK: &str = "Invalid value: ";
+    let Some(start) = words.find(MARK).map(|at| at + MARK.len()) else { return words.to_string() };
+    match words[start..].rfind(": ") {
+        Some(length) if length > VALUE_MAX => format!("{}…{}", &words[..start], &words[start + length..]),
+        _ => words.to_string(),
     }
 }
 
@@ -128,6 +142,20 @@ mod tests {
         assert_eq!([401, 403].map(fault), [Fault::Forbidden; 2]);
         assert_eq!([408, 409, 429, 500, 503].map(fault), [Fault::Transient; 5]);
         assert_eq!(Fault::of(&kube::Error::LinesCodecMaxLineLengthExceeded), Fault::Transient, "no answer");
+    }
+
+    #[test]
+    fn a_long_rejected_value_is_elided() {
+        let dump = format!("[{}]", r#"{"name":"data"},"#.repeat(20));
+        let words = format!(
+            r#"StatefulSet.apps "db" is invalid: spec.volumeClaimTemplates: Invalid value: {dump}: field is immutable"#
+        );
+        assert_eq!(
+            api_words(&answered(422, &words)),
+            r#"StatefulSet.apps "db" is invalid: spec.volumeClaimTemplates: Invalid value: …: field is immutable"#
+        );
+        let short = r#"spec.replicas: Invalid value: -1: must be greater than or equal to 0"#;
+        assert_eq!(api_words(&answered(422, short)), short);
     }
 
     #[test]
