@@ -4,6 +4,12 @@
 #   hack/cluster.sh up      start the cluster (a no-op when it already runs and is healthy)
 #   hack/cluster.sh down    stop it and remove its state
 #   hack/cluster.sh status  exit 0 when it runs and is healthy
+#   hack/cluster.sh restart COMPONENT [TERM|KILL]
+#                           stop one component (etcd, kube-apiserver, ...) with the
+#                           signal (default TERM), start it again with its own flags
+#                           (`kwokctl start cluster` starts what is not running) and
+#                           wait for /readyz: fault-injection tests, on a cluster of
+#                           their own (WEBCLUSTER_CLUSTER_DIR)
 #
 # Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler (built by
 # hack/toolchain.sh) started by `kwokctl --runtime binary`, plus kwok faking 3
@@ -383,12 +389,56 @@ status() {
   fi
 }
 
+# Starts every component whose process is gone. A dead component's pid file goes
+# first: kwokctl skips a pid that answers kill -0, and an unreaped zombie does.
+revive() {
+  local f dead=0
+  for f in "$KWOK_CLUSTER_DIR"/pids/*.pid; do
+    [[ -f "$f" ]] || continue
+    is_cluster_process "$(<"$f")" || { rm -f "$f"; dead=1; }
+  done
+  ((dead)) || return 0
+  kwokctl start cluster >>"$CLUSTER_DIR/kwokctl-start.log" 2>&1 ||
+    die "kwokctl start cluster failed (log: $CLUSTER_DIR/kwokctl-start.log)"
+}
+
+restart() { # <component> [TERM|KILL]
+  local component="$1" signal="${2:-TERM}" pid_file pid
+  [[ "$signal" == TERM || "$signal" == KILL ]] || die "restart: signal must be TERM or KILL, got '$signal'"
+  toolchain
+  lock
+  pid_file="$KWOK_CLUSTER_DIR/pids/$component.pid"
+  [[ -f "$pid_file" ]] || die "restart: no component '$component' (no $pid_file)"
+  pid="$(<"$pid_file")"
+  if is_cluster_process "$pid"; then
+    kill "-$signal" "$pid"
+    local deadline=$((SECONDS + 60))
+    # Until it is a zombie or reaped: an exiting process loses its cmdline
+    # before it closes its sockets, and the new one must bind the same port.
+    while [[ -r "/proc/$pid/stat" && "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]]; do
+      ((SECONDS < deadline)) || kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.1
+    done
+  fi
+  progress "$component (pid $pid) stopped with SIG$signal; starting it again"
+  revive
+  wait_until "kube-apiserver /readyz" 120 kubectl get --raw /readyz --request-timeout=2s
+  # The controller manager and the scheduler exit when they lose their lease
+  # during a long outage: start them again too.
+  revive
+  progress "$component running again (pid $(<"$pid_file"))"
+}
+
 case "${1:-}" in
   up) up ;;
+  restart)
+    [[ -n "${2:-}" ]] || { echo "usage: $0 restart COMPONENT [TERM|KILL]" >&2; exit 2; }
+    restart "$2" "${3:-}"
+    ;;
   down) down ;;
   status) status ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|restart COMPONENT [TERM|KILL]" >&2
     exit 2
     ;;
 esac

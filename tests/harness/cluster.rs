@@ -26,14 +26,33 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The test cluster's kubeconfig, written by `hack/cluster.sh up`:
-/// `.cluster/kubeconfig`, or `$WEBCLUSTER_CLUSTER_DIR/kubeconfig` when that
-/// is set (the script honours the same variable).
-pub fn kubeconfig_path() -> PathBuf {
-    match std::env::var_os("WEBCLUSTER_CLUSTER_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("kubeconfig"),
-        _ => repo_root().join(".cluster/kubeconfig"),
+/// A cluster folder of this test process's own ([`use_own_cluster`]).
+static OWN_CLUSTER_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes this test process use a cluster of its own, `.cluster/<name>/`
+/// (kwok nodes only), instead of the shared one: for tests that restart the
+/// control plane, which would disturb every other test. Call it before
+/// anything else touches the cluster; later calls keep the first folder.
+pub fn use_own_cluster(name: &str) {
+    let dir = OWN_CLUSTER_DIR.get_or_init(|| repo_root().join(".cluster").join(name));
+    assert!(dir.ends_with(name), "this test process already uses the cluster in {}", dir.display());
+}
+
+/// The cluster folder: [`use_own_cluster`]'s, `$WEBCLUSTER_CLUSTER_DIR`, or `.cluster/`.
+pub fn cluster_dir() -> PathBuf {
+    if let Some(dir) = OWN_CLUSTER_DIR.get() {
+        return dir.clone();
     }
+    match std::env::var_os("WEBCLUSTER_CLUSTER_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo_root().join(".cluster"),
+    }
+}
+
+/// The test cluster's kubeconfig, written by `hack/cluster.sh up` into the
+/// [`cluster_dir`] (the script honours `WEBCLUSTER_CLUSTER_DIR` too).
+pub fn kubeconfig_path() -> PathBuf {
+    cluster_dir().join("kubeconfig")
 }
 
 /// `what failed (status)` with the output's stderr and stdout.
@@ -50,6 +69,7 @@ fn run_script(script: &str, args: &[&str]) -> Result<Output, String> {
     let output = Command::new("bash")
         .arg(script)
         .args(args)
+        .env("WEBCLUSTER_CLUSTER_DIR", cluster_dir())
         .current_dir(repo_root())
         .output()
         .map_err(|e| format!("could not run `bash {script}`: {e}"))?;
@@ -91,6 +111,19 @@ pub fn ensure_cluster() {
     });
     if let Err(e) = up {
         panic!("test cluster unavailable: {e}");
+    }
+}
+
+/// Restarts one control-plane component of the test cluster
+/// (`hack/cluster.sh restart <component> <signal>`: the process stopped with
+/// `signal`, `TERM` or `KILL`, then started again with its own flags); returns
+/// once the API server answers /readyz again. Only for a cluster of the test's
+/// own ([`use_own_cluster`]).
+pub fn restart_component(component: &str, signal: &str) {
+    assert!(OWN_CLUSTER_DIR.get().is_some(), "restarting {component} would disturb every test on the shared cluster");
+    ensure_cluster();
+    if let Err(e) = run_script("hack/cluster.sh", &["restart", component, signal]) {
+        panic!("restarting {component}: {e}");
     }
 }
 

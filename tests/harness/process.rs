@@ -131,6 +131,16 @@ impl Process {
         clean
     }
 
+    /// Freezes the process (SIGSTOP): its connections stay open, it reads nothing.
+    pub fn pause(&self) {
+        assert!(signal(&self.pid.to_string(), "-STOP"), "SIGSTOP to {} ({})", self.name, self.pid);
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        assert!(signal(&self.pid.to_string(), "-CONT"), "SIGCONT to {} ({})", self.name, self.pid);
+    }
+
     /// Kills the process group at once, as a crash or an evicted pod would end.
     pub fn kill(&mut self) {
         self.stop(Duration::ZERO);
@@ -171,6 +181,18 @@ impl OperatorProcess {
         let mut command = Command::new(binary);
         command.args(["run", "--namespace", namespace, "--metrics-address", &format!("127.0.0.1:{port}")]);
         (command, port)
+    }
+
+    /// The operator binary watching `namespace` on the test cluster with the
+    /// log filter `log_level`, its log in `target/test-logs/<namespace>-<name>.log`,
+    /// once it serves /healthz.
+    pub async fn start(namespace: &str, name: &str, log_level: &str) -> Self {
+        let (mut command, port) = Self::command(&operator_binary(), namespace);
+        command.args(["--log-level", log_level]).env("KUBECONFIG", super::cluster::kubeconfig_path());
+        let log = log_dir().join(format!("{namespace}-{name}.log"));
+        let mut operator = Self::spawn(name, command, port, log).expect("the operator binary starts");
+        operator.wait_serving(super::wait::SETUP_TIMEOUT).await.expect("the operator serves /healthz");
+        operator
     }
 
     /// Starts `command` (from [`OperatorProcess::command`]) with its output in `log`.
