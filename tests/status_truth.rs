@@ -334,24 +334,43 @@ async fn pods_refused_by_pod_security_admission_are_surfaced() {
     drop(operator);
 }
 
-/// A ValidatingAdmissionPolicy (and its binding) refusing Deployments in one
-/// namespace with a long message; deleted on drop.
-struct RefusingPolicy {
-    name: String,
+/// Cluster-scoped admission objects that make the API server refuse or fail
+/// Deployments in one namespace; deleted on drop.
+struct Admission {
+    objects: Vec<(String, String)>,
 }
 
-impl RefusingPolicy {
-    fn create(namespace: &str, message: &str) -> Self {
+impl Admission {
+    /// Applies `objects`, then waits until a Deployment in `namespace` is no longer admitted.
+    async fn install(namespace: &str, objects: Vec<Value>) -> Self {
+        let mut installed = Self { objects: Vec::new() };
+        for object in objects {
+            kubectl_stdin(&["apply", "-f", "-"], &object.to_string());
+            let kind = object["kind"].as_str().expect("a kind").to_lowercase();
+            installed.objects.push((kind, object["metadata"]["name"].as_str().expect("a name").to_string()));
+        }
+        let probe = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probe"}, "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "c"}]}}}});
+        let file = write_temp(&probe);
+        poll("admission to refuse Deployments", SETUP_TIMEOUT, || {
+            let refused = harness::cluster::kubectl(&["-n", namespace, "create", "--dry-run=server", "-f", &file]);
+            async move { !refused.status.success() }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        installed
+    }
+
+    /// A ValidatingAdmissionPolicy (and its binding) refusing Deployments with `message` (HTTP 422).
+    async fn refusing(namespace: &str, message: &str) -> Self {
         let name = format!("refuse-{namespace}");
         let policy = json!({
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
             "metadata": {"name": name},
             "spec": {
                 "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}],
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-                },
+                "matchConstraints": {"resourceRules": [deployments()], "namespaceSelector": only(namespace)},
                 "validations": [{"expression": "false", "message": message, "reason": "Invalid"}]
             }
         });
@@ -360,19 +379,43 @@ impl RefusingPolicy {
             "metadata": {"name": name},
             "spec": {"policyName": name, "validationActions": ["Deny"]}
         });
-        for object in [policy, binding] {
-            kubectl_stdin(&["apply", "-f", "-"], &object.to_string());
+        Self::install(namespace, vec![policy, binding]).await
+    }
+
+    /// A webhook nobody serves, failing closed: the API server answers HTTP 500.
+    async fn failing(namespace: &str) -> Self {
+        let webhook = json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": format!("unreachable-{namespace}")},
+            "webhooks": [{
+                "name": "unreachable.webcluster.test", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                "failurePolicy": "Fail", "timeoutSeconds": 2,
+                "clientConfig": {"url": "https://127.0.0.1:1/refuse"},
+                "rules": [deployments()], "namespaceSelector": only(namespace)
+            }]
+        });
+        Self::install(namespace, vec![webhook]).await
+    }
+
+    fn remove(&mut self) {
+        for (kind, name) in self.objects.drain(..).rev() {
+            let _ = harness::cluster::kubectl(&["delete", &kind, &name, "--ignore-not-found"]);
         }
-        Self { name }
     }
 }
 
-impl Drop for RefusingPolicy {
+impl Drop for Admission {
     fn drop(&mut self) {
-        for kind in ["validatingadmissionpolicybinding", "validatingadmissionpolicy"] {
-            let _ = harness::cluster::kubectl(&["delete", kind, &self.name, "--ignore-not-found"]);
-        }
+        self.remove();
     }
+}
+
+fn deployments() -> Value {
+    json!({"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]})
+}
+
+fn only(namespace: &str) -> Value {
+    json!({"matchLabels": {"kubernetes.io/metadata.name": namespace}})
 }
 
 fn kubectl_stdin(args: &[&str], input: &str) {
@@ -387,17 +430,7 @@ async fn a_long_api_error_is_cut_for_status_and_events_and_logged_in_full() {
     let ns = TestNamespace::new("long-error").await;
     let words = format!("refused by this test's policy, word for word: {}the end", "a long reason é ".repeat(190));
     assert!(words.len() > 3000);
-    let _policy = RefusingPolicy::create(ns.name(), &words);
-    // The policy takes effect once the API server has loaded it.
-    let probe = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probe"}, "spec": {
-        "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "c"}]}}}});
-    poll("the policy refuses Deployments", SETUP_TIMEOUT, || {
-        let refused =
-            harness::cluster::kubectl(&["-n", ns.name(), "create", "--dry-run=server", "-f", &write_temp(&probe)]);
-        async move { !refused.status.success() }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let _policy = Admission::refusing(ns.name(), &words).await;
     let operator = OperatorProcess::start(ns.name(), "operator", "info").await;
     apply_yaml(&ns, &web_cluster("shop", "  app: {image: 'shop:1'}\n")).await;
     let shop = assert_stalled(&ns, "shop", "SpecRejected").await;
@@ -500,4 +533,36 @@ async fn a_forbidden_request_stalls_and_names_the_permission() {
     let reason = wait_reason(&ns.api::<WebCluster>(), "shop", "Ready", "Forbidden").await;
     println!("forbidden: {}", describe(condition(&reason, "Ready")));
     drop(operator);
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried_with_backoff_stalls_when_it_repeats_and_recovers() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("server-error").await;
+    let mut webhook = Admission::failing(ns.name()).await;
+    let operator = OperatorProcess::start(ns.name(), "operator", "info").await;
+    let started = std::time::Instant::now();
+    apply_yaml(&ns, &web_cluster("shop", "  app: {image: 'shop:1'}\n")).await;
+    let api = ns.api::<WebCluster>();
+    let failed = wait_reason(&api, "shop", "Ready", "ApplyFailed").await;
+    assert_eq!(verdicts(&failed), ("InProgress".into(), "Progressing".into()), "a first failure is retried");
+    let message = &condition(&failed, "Ready").expect("Ready").message;
+    assert!(
+        message.contains("apply Deployment shop-app (HTTP 500)") && message.contains("failed calling webhook"),
+        "{message}"
+    );
+    wait_event(&ns, "shop", "ApplyFailed").await;
+    let stalled = assert_stalled(&ns, "shop", "ApplyFailing").await;
+    let stalled_after = started.elapsed();
+    let message = &condition(&stalled, "Stalled").expect("Stalled").message;
+    assert!(message.starts_with("failed 5 times in a row"), "{message}");
+    webhook.remove();
+    let ready = wait_ready(&api, "shop").await;
+    assert_eq!(verdicts(&ready), ("Current".into(), "Healthy".into()));
+    let attempts = operator.process.log().matches("the API server did not take a request").count();
+    println!(
+        "HTTP 500: stalled after {stalled_after:?}, Ready {:?} after the start, {attempts} failed attempts",
+        started.elapsed()
+    );
+    assert!(attempts <= 12, "bounded backoff, not a fast loop: {attempts} attempts");
 }
