@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::cluster::{TestNamespace, cluster_config, ensure_crd, kubectl_apply, kubectl_ok, repo_root};
-use harness::conditions::{condition, current, is_ready, wait_ready, wait_reason, wait_status};
+use harness::conditions::{condition, current, is_ready, wait_condition, wait_ready, wait_reason, wait_status};
 use harness::wait::{
     READY_TIMEOUT, SETUP_TIMEOUT, assert_holds_for, poll, wait_for, wait_for_deletion, wait_for_object,
 };
@@ -660,5 +660,67 @@ async fn a_new_generation_is_not_ready_before_every_child_runs_its_spec() {
     assert!(checked > 0);
     let image = deployment_image(&ns, "shop-app").await;
     assert_eq!(image.as_deref(), Some("shop:2"), "the change rolled out");
+    operator.stop().await;
+}
+
+/// Whether the API server serves HTTPRoutes (the Gateway API CRDs are installed).
+fn http_routes_served() -> bool {
+    harness::cluster::kubectl(&["get", "--raw", "/apis/gateway.networking.k8s.io/v1"]).status.success()
+        && kubectl_ok(&["get", "--raw", "/apis/gateway.networking.k8s.io/v1"]).contains("\"httproutes\"")
+}
+
+/// The Gateway API CRDs (standard channel of sigs.k8s.io/gateway-api, from the Go module proxy).
+fn gateway_api_crds() -> Vec<String> {
+    let out = std::process::Command::new("bash").arg(repo_root().join("hack/gateway-api-crds.sh")).output().unwrap();
+    assert!(out.status.success(), "hack/gateway-api-crds.sh: {}", String::from_utf8_lossy(&out.stderr));
+    let dir = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
+    ["gatewayclasses", "gateways", "httproutes", "referencegrants"]
+        .map(|kind| format!("{dir}/gateway.networking.k8s.io_{kind}.yaml"))
+        .to_vec()
+}
+
+/// An HTTPRoute without the Gateway API: the rest of the WebCluster runs and
+/// Ready says what to install. With the CRDs installed the operator finds them
+/// by itself, creates the route (to Varnish here) and prunes it when the spec drops it.
+#[tokio::test]
+async fn an_http_route_waits_for_the_gateway_api_then_follows_the_spec() {
+    use webcluster::desired::gateway::HTTPRoute;
+    // The only test that installs or removes these CRDs.
+    kubectl_ok(&["delete", "crd", "httproutes.gateway.networking.k8s.io", "--ignore-not-found", "--wait"]);
+    wait_for("the API server stops serving HTTPRoutes", SETUP_TIMEOUT, || async { !http_routes_served() }).await;
+    let ns = TestNamespace::new("http-route").await;
+    let operator = Operator::start(ns.name()).await;
+    let routed = SMALL.replace(
+        "  httpCache: {}",
+        "  httpCache: {}\n  httpRoute: {parentRefs: [{name: edge, namespace: infra, sectionName: web}], hostnames: [shop.example.com], path: /shop}",
+    );
+    apply_yaml(&ns, &routed).await;
+    let clusters: Api<WebCluster> = ns.api();
+    let refused = wait_condition(&clusters, "shop", "Ready", "Ready=False naming HTTPRoute", READY_TIMEOUT, |c| {
+        c.status == "False" && c.message.contains("does not serve HTTPRoute")
+    })
+    .await;
+    println!("without the CRDs: {}", harness::conditions::describe(condition(&refused, "Ready")));
+    wait_for_object(&ns.api::<Deployment>(), "shop-http-cache", "the rest runs", READY_TIMEOUT, |_| true).await;
+
+    for crd in gateway_api_crds() {
+        kubectl_ok(&["apply", "--server-side", "-f", &crd]);
+    }
+    wait_for("the API server serves HTTPRoutes", SETUP_TIMEOUT, || async { http_routes_served() }).await;
+    let routes = ns.api::<HTTPRoute>();
+    let route = wait_for_object(&routes, "shop-app", "the HTTPRoute", READY_TIMEOUT, |_| true).await;
+    let parent = &route.spec.parent_refs[0];
+    assert_eq!((parent.name.as_str(), parent.namespace.as_deref()), ("edge", Some("infra")));
+    assert_eq!(route.spec.hostnames, ["shop.example.com"]);
+    assert_eq!(route.spec.rules[0].matches[0].path.value, "/shop");
+    assert_eq!(route.spec.rules[0].backend_refs[0].name, "shop-http-cache", "through Varnish");
+    wait_condition(&clusters, "shop", "Ready", "no word of HTTPRoute in Ready", READY_TIMEOUT, |c| {
+        !c.message.contains("HTTPRoute")
+    })
+    .await;
+
+    apply_yaml(&ns, SMALL).await;
+    let uid = route.metadata.uid.clone().unwrap();
+    wait_for_deletion(&routes, "shop-app", &uid, "the HTTPRoute pruned", READY_TIMEOUT).await;
     operator.stop().await;
 }

@@ -66,6 +66,11 @@ pub struct WebClusterSpec {
     /// The load balancer entry: an Ingress for the app (or for Varnish when httpCache is on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+    /// A Gateway API HTTPRoute for the app (or for Varnish when httpCache is on), instead
+    /// of or beside the Ingress. Needs the Gateway API CRDs (gateway.networking.k8s.io/v1)
+    /// on the cluster; without them the WebCluster says so in its Ready condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_route: Option<HttpRouteSpec>,
     /// Shared sessions and cache: memcached nodes (every node listed for client-side hashing) or Redis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSpec>,
@@ -350,6 +355,56 @@ pub struct IngressSpec {
 
 fn default_ingress_path() -> String {
     "/".into()
+}
+
+/// Path prefix of an HTTPRoute: `/`, or `/`-separated segments of URL characters
+/// (no empty, `.` or `..` segment, no `%`, `#` or `?`), as Gateway API takes it.
+pub const ROUTE_PATH_PATTERN: &str = r"^/(((\.{0,2}[-A-Za-z0-9_~!$&'()*+,;=:@]|\.{3})[-A-Za-z0-9._~!$&'()*+,;=:@]*)(/(\.{0,2}[-A-Za-z0-9_~!$&'()*+,;=:@]|\.{3})[-A-Za-z0-9._~!$&'()*+,;=:@]*)*/?)?$";
+
+/// The Gateway API HTTPRoute.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRouteSpec {
+    /// The Gateways the route attaches to (their listeners must allow routes from this
+    /// namespace). Each Gateway or listener once; a Gateway named twice needs a sectionName
+    /// in both (Gateway API refuses the route otherwise, and Ready says so).
+    #[schemars(length(min = 1, max = 32))]
+    pub parent_refs: Vec<ParentReference>,
+    /// Host names the route answers, for example `mail.example.com` or `*.example.com`.
+    /// Without them every host name of the listener.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(
+            length(min = 1, max = 253),
+            regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        )
+    )]
+    pub hostnames: Vec<String>,
+    /// Path prefix routed to the app (whole path segments: `/mail` takes `/mail/x`, not `/mailbox`).
+    #[serde(default = "default_ingress_path")]
+    #[schemars(length(max = 1024), regex(pattern = ROUTE_PATH_PATTERN))]
+    pub path: String,
+}
+
+/// A Gateway, or one of its listeners.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParentReference {
+    /// Name of the Gateway.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the Gateway. Without it the WebCluster's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub namespace: Option<String>,
+    /// Name of one listener of the Gateway. Without it every listener that allows the route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub section_name: Option<String>,
 }
 
 /// TLS settings of the Ingress.

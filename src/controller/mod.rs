@@ -23,6 +23,7 @@ mod references;
 mod refused;
 mod report;
 pub mod runtime;
+mod unserved;
 
 use std::time::Duration;
 

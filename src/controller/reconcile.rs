@@ -16,7 +16,7 @@ use super::report::{Reporter, Trouble};
 use super::runtime::cache::ChildCaches;
 use super::runtime::metrics::Metrics;
 use super::runtime::pacing::ClusterKey;
-use super::{observe, plan, references, refused};
+use super::{observe, plan, references, refused, unserved};
 use crate::api::WebCluster;
 use crate::desired;
 
@@ -115,7 +115,10 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     };
     let planned = plan::plan(cluster, &snapshot);
     let children = desired::children(cluster, &planned.plan)?;
+    let (children, unserved) = unserved::split(&ctx.caches, children, namespace);
+    let waits_for_crd = !unserved.is_empty();
     let mut outcome = ctx.applier.apply(&ctx.caches, &children, namespace, uid).await;
+    outcome.failures.extend(unserved);
     if let Some(managed) = cluster.spec.database.as_ref().and_then(|db| db.managed.as_ref())
         && let Err(error) =
             roles::label_database_replicas(&ctx.client, &ctx.caches, namespace, name, managed.replicas).await
@@ -170,8 +173,8 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     if !trouble.failures.is_empty() {
         next = next.max(MAX_BACKOFF);
     }
-    // What the operator does not watch (a user's Secret, a Job's Events) is looked at again soon.
-    if waits_unwatched(&snapshot) || !suspects.is_empty() || !trouble.missing_secrets.is_empty() {
+    // What the operator does not watch (a user's Secret, a Job's Events, a missing CRD) is looked at again soon.
+    if waits_unwatched(&snapshot) || !suspects.is_empty() || !trouble.missing_secrets.is_empty() || waits_for_crd {
         next = next.min(RECHECK);
     }
     Ok(Action::requeue(next))

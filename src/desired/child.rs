@@ -8,6 +8,8 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::gateway::HTTPRoute;
+
 macro_rules! child_kinds {
     ($($kind:ident),* $(,)?) => {
         /// A child object of a WebCluster, typed by kind.
@@ -70,6 +72,7 @@ macro_rules! with_child_kinds {
             PodDisruptionBudget,
             HorizontalPodAutoscaler,
             NetworkPolicy,
+            HTTPRoute,
         );
     };
 }

@@ -9,6 +9,7 @@ pub mod credentials;
 mod database;
 #[cfg(test)]
 mod defaults_tests;
+pub mod gateway;
 mod http_cache;
 mod jobs;
 pub mod meta;

@@ -1,4 +1,4 @@
-//! The load balancer entry (Ingress) and NetworkPolicies derived from the
+//! The load balancer entries (Ingress, HTTPRoute) and NetworkPolicies derived from the
 //! topology: only app, migration and cron pods reach the database and cache;
 //! database and cache pods reach their own peers (replicas follow the primary).
 
@@ -17,9 +17,8 @@ use super::{Child, cache, database, names};
 /// The Ingress and the NetworkPolicies.
 pub fn objects(parent: &Parent) -> Vec<Child> {
     let mut objects = Vec::new();
-    if let Some(ingress) = ingress(parent) {
-        objects.push(ingress);
-    }
+    objects.extend(ingress(parent));
+    objects.extend(super::gateway::route(parent));
     if let Some(db) = parent.spec.database.as_ref().filter(|db| db.managed.is_some()) {
         objects.push(policy(
             parent,
@@ -36,9 +35,7 @@ pub fn objects(parent: &Parent) -> Vec<Child> {
 
 fn ingress(parent: &Parent) -> Option<Child> {
     let spec = parent.spec.ingress.as_ref()?;
-    // With Varnish on, the load balancer sends traffic through it.
-    let backend =
-        if parent.spec.http_cache.is_some() { names::http_cache(parent.name) } else { names::app(parent.name) };
+    let backend = entry_service(parent);
     let mut metadata = parent.meta(names::app(parent.name), Component::Network, "webcluster");
     metadata.annotations = (!spec.annotations.is_empty()).then(|| spec.annotations.clone());
     Some(
@@ -74,6 +71,12 @@ fn ingress(parent: &Parent) -> Option<Child> {
         }
         .into(),
     )
+}
+
+/// The Service the Ingress and the HTTPRoute send traffic to: Varnish's when
+/// it is on, else the app's.
+pub fn entry_service(parent: &Parent) -> String {
+    if parent.spec.http_cache.is_some() { names::http_cache(parent.name) } else { names::app(parent.name) }
 }
 
 /// Lets the workload pods and the component's own pods reach `port` of `component`.

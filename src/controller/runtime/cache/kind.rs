@@ -23,11 +23,13 @@ pub struct KindCache<V> {
     entries: RwLock<Entries<V>>,
     /// The first full list has arrived.
     listed: AtomicBool,
+    /// The API server serves the kind (false while its CRD is missing).
+    served: AtomicBool,
 }
 
 impl<V> Default for KindCache<V> {
     fn default() -> Self {
-        Self { entries: RwLock::new(HashMap::new()), listed: AtomicBool::new(false) }
+        Self { entries: RwLock::new(HashMap::new()), listed: AtomicBool::new(false), served: AtomicBool::new(true) }
     }
 }
 
@@ -78,5 +80,19 @@ impl<V> KindCache<V> {
     /// The first full list has arrived.
     pub fn listed(&self) -> bool {
         self.listed.load(Ordering::Acquire)
+    }
+
+    /// The API server serves the kind.
+    pub fn served(&self) -> bool {
+        self.served.load(Ordering::Acquire)
+    }
+
+    /// Whether the API server serves the kind; while it does not, the cache
+    /// is empty and counts as listed.
+    pub fn set_served(&self, served: bool) {
+        self.served.store(served, Ordering::Release);
+        if !served {
+            self.retain(&HashSet::new());
+        }
     }
 }

@@ -25,6 +25,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::core::ApiResource;
 
+use crate::desired::gateway::HTTPRoute;
 use crate::desired::meta::{Component, managed_selector};
 use digest::Digest;
 use kind::KindCache;
@@ -74,9 +75,19 @@ macro_rules! child_caches {
                 (caches, triggers)
             }
 
-            /// Every cache holds its first full list.
+            /// Every cache holds its first full list. A kind from a CRD is not
+            /// waited for: without permission to list it (an older Role), the
+            /// rest still runs, and applying one says what is missing.
             pub fn ready(&self) -> bool {
-                $(self.$kind.listed() &&)* self.pods.listed()
+                $((<$kind as Cached>::OPTIONAL || self.$kind.listed()) &&)* self.pods.listed()
+            }
+
+            /// The API server serves `kind` (a kind from a CRD may be missing).
+            pub fn serves(&self, kind: &str) -> bool {
+                match kind {
+                    $(stringify!($kind) => self.$kind.served(),)*
+                    _ => true,
+                }
             }
 
             /// `f` of one child's digest, read in place; `None` when the child is not cached.

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 
 use super::packed::Packed;
 use crate::desired::HOLD_ANNOTATION;
+use crate::desired::gateway::HTTPRoute;
 
 /// How one kind is watched, and what is kept of it beside its digest.
 pub trait Cached: 'static {
@@ -33,6 +34,10 @@ pub trait Cached: 'static {
         + 'static;
     /// What the controller reads of the object beyond its digest.
     type View: Clone + Send + Sync + 'static;
+
+    /// The kind comes from a CRD the cluster may lack: it is watched once the
+    /// API server serves it (and counts as listed, empty, until then).
+    const OPTIONAL: bool = false;
 
     /// Reduces a watched object to its view.
     fn view(object: Self::Watched) -> Self::View;
@@ -49,6 +54,13 @@ macro_rules! metadata_only {
 }
 
 metadata_only!(ConfigMap, Service, Ingress, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy, Pod);
+
+impl Cached for HTTPRoute {
+    type Watched = PartialObjectMeta<HTTPRoute>;
+    type View = ();
+    const OPTIONAL: bool = true;
+    fn view(_: Self::Watched) {}
+}
 
 /// The metadata a view keeps: name, generation and the hold annotation.
 fn slim_meta(meta: ObjectMeta) -> ObjectMeta {

@@ -3,9 +3,11 @@
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::ApiResource;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event, watcher};
@@ -41,6 +43,7 @@ pub fn watch<K: Cached>(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    let discovered = cache.clone();
     // Keys seen since the last (re)list started.
     let mut listing: Option<HashSet<(String, String)>> = None;
     let stream = watcher(api, watcher::Config::default().labels(selector)).default_backoff().map(move |event| {
@@ -74,7 +77,46 @@ pub fn watch<K: Cached>(
         }
         owner
     });
-    Box::pin(stream.filter_map(future::ready))
+    let changes = stream.filter_map(future::ready);
+    if !K::OPTIONAL {
+        return Box::pin(changes);
+    }
+    let served = until_served::<K::Watched, _>(client.clone(), discovered);
+    Box::pin(
+        futures::stream::once(async move {
+            served.await;
+            changes
+        })
+        .flatten(),
+    )
+}
+
+/// How often a kind the API server does not serve is looked for again.
+const SERVED_RECHECK: Duration = Duration::from_secs(15);
+
+/// Returns once the API server serves kind `K` (its CRD is installed); until
+/// then the cache is empty and counts as listed, so the controller runs without it.
+async fn until_served<K: Resource<DynamicType = ()>, V>(client: Client, cache: Arc<KindCache<V>>) {
+    let resource = ApiResource::erase::<K>(&());
+    let mut said = false;
+    loop {
+        match client.list_api_group_resources(&resource.api_version).await {
+            Ok(list) if list.resources.iter().any(|r| r.name == resource.plural) => {
+                tracing::info!(kind = resource.kind, "the API server serves the kind; watching it");
+                cache.set_served(true);
+                return;
+            }
+            answer => {
+                if !said {
+                    let error = answer.err().map(|e| e.to_string()).unwrap_or_default();
+                    tracing::info!(kind = resource.kind, api = resource.api_version, %error, "the API server does not serve the kind (its CRD is not installed); watching it once it does");
+                    said = true;
+                }
+                cache.set_served(false);
+            }
+        }
+        tokio::time::sleep(SERVED_RECHECK).await;
+    }
 }
 
 /// Merges the triggers into one stream.
