@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
 # The operator image: docker build -t ghcr.io/webcluster/webcluster-operator:0.1.0 .
+# Without a Docker engine, `make image` (hack/image.sh) builds the same image: the same
+# user, entrypoint and port (tests/image.rs compares them), the same Debian 12 glibc.
 
 # bookworm = Debian 12, the same glibc as the runtime image (plain rust:1.95 is Debian 13,
 # whose newer glibc symbols the distroless debian12 image would lack).

@@ -17,9 +17,13 @@ cluster:
 cluster-down:
 	bash hack/cluster.sh down
 
-.PHONY: build generate render
+.PHONY: build generate render image
 build:
 	cargo build --release -j$(JOBS)
+
+# The operator's image without a Docker engine (hack/image.sh): target/image/webcluster-operator.tar.
+image:
+	JOBS=$(JOBS) bash hack/image.sh build
 
 # Regenerates every generated file (CRD, golden renders); tests fail when they drift.
 # The CRD goes through a temporary file: a failing build leaves crds/webcluster.yaml as it was.
