@@ -29,14 +29,18 @@ pub struct Trouble {
 
 /// The verdict on a failed request: the worst failure first (a refusal, then
 /// a missing permission, then a transient failure), with how many more failed.
+/// A transient failure counts from its second attempt on: a lone conflict,
+/// retried a second later, must not flip Ready.
 pub fn failure_verdict(trouble: &Trouble) -> Option<Verdict> {
     let rank = |fault: &Fault| match fault {
         Fault::Refused => 0,
         Fault::Forbidden => 1,
         Fault::Transient => 2,
     };
-    let (fault, what) = trouble.failures.iter().min_by_key(|(fault, _)| rank(fault))?;
-    let more = match trouble.failures.len() - 1 {
+    let shown: Vec<&(Fault, String)> =
+        trouble.failures.iter().filter(|(fault, _)| *fault != Fault::Transient || trouble.attempts > 0).collect();
+    let (fault, what) = shown.iter().min_by_key(|(fault, _)| rank(fault))?;
+    let more = match shown.len() - 1 {
         0 => String::new(),
         n => format!(" ({n} more in the log)"),
     };
@@ -138,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_refusal_stalls_at_once_and_wins_over_other_failures() {
-        let failure = failure_verdict(&trouble(&[Fault::Transient, Fault::Refused, Fault::Forbidden], 0));
+        let failure = failure_verdict(&trouble(&[Fault::Transient, Fault::Refused, Fault::Forbidden], 1));
         let summary = summary(&parts(ok(), ok()), failure);
         let [(_, ready), _, (_, stalled)] = &summary;
         assert_eq!((ready.reason, stalled.ok, stalled.reason), (Reason::SpecRejected, true, Reason::SpecRejected));
@@ -158,7 +162,8 @@ mod tests {
 
     #[test]
     fn a_transient_failure_reconciles_until_it_repeats() {
-        let first = failure_verdict(&trouble(&[Fault::Transient], 0));
+        assert_eq!(failure_verdict(&trouble(&[Fault::Transient], 0)), None, "the first attempt is retried quietly");
+        let first = failure_verdict(&trouble(&[Fault::Transient], 1));
         let reasons = statuses(&summary(&parts(ok(), ok()), first));
         assert_eq!(reasons, [(false, Reason::ApplyFailed), (true, Reason::ApplyFailed), (false, Reason::Progressing)]);
         let repeated = failure_verdict(&trouble(&[Fault::Transient], STALL_AFTER - 1));

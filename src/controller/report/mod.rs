@@ -65,7 +65,10 @@ impl Reporter {
         trouble: &Trouble,
     ) -> Result<(), ApiError> {
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        self.write(cluster, key, compute_failure(cluster, trouble, &now)).await.map(|_| ())
+        match compute_failure(cluster, trouble, &now) {
+            Some(computed) => self.write(cluster, key, computed).await.map(|_| ()),
+            None => Ok(()),
+        }
     }
 
     async fn write(

@@ -63,10 +63,10 @@ pub fn compute(input: &StatusInput) -> Computed {
 
 /// The status of a reconcile that failed before it read the cluster's state:
 /// the previous one, with Ready, Reconciling and Stalled saying what failed.
-pub fn compute_failure(cluster: &WebCluster, trouble: &Trouble, now: &Time) -> Computed {
+/// `None` while the failure is not worth a status yet (a first transient one).
+pub fn compute_failure(cluster: &WebCluster, trouble: &Trouble, now: &Time) -> Option<Computed> {
     let previous = cluster.status.clone().unwrap_or_default();
-    let failure = failure_verdict(trouble)
-        .unwrap_or_else(|| verdict(false, Reason::ApplyFailed, "the reconcile failed; see the operator's log"));
+    let failure = failure_verdict(trouble)?;
     let verdicts: Vec<(ConditionType, Verdict)> = summary(&[], Some(failure)).into();
     let generation = cluster.metadata.generation;
     let mut conditions = previous.conditions.clone();
@@ -78,7 +78,7 @@ pub fn compute_failure(cluster: &WebCluster, trouble: &Trouble, now: &Time) -> C
         }
     }
     let status = WebClusterStatus { observed_generation: generation, conditions, ..previous };
-    Computed { status, verdicts }
+    Some(Computed { status, verdicts })
 }
 
 /// A change that is written at once rather than paced: the first status, a new

@@ -144,7 +144,10 @@ fn every_failure_has_an_event_even_on_the_first_status() {
     for (fault, reason) in
         [(Fault::Refused, "SpecRejected"), (Fault::Forbidden, "Forbidden"), (Fault::Transient, "ApplyFailed")]
     {
-        let trouble = Trouble { failures: vec![(fault, "apply Service shop-app: no".into())], ..Trouble::default() };
+        // A transient failure shows from its second attempt.
+        let attempts = u32::from(fault == Fault::Transient);
+        let trouble =
+            Trouble { failures: vec![(fault, "apply Service shop-app: no".into())], attempts, ..Trouble::default() };
         let computed = status_of(&cluster, &snapshot, &RELEASED, &trouble);
         assert_eq!(said(&computed, "Ready").1, reason);
         let events: Vec<String> = transitions(&[], &computed.verdicts).into_iter().map(|e| e.reason).collect();
@@ -162,7 +165,8 @@ fn a_failure_before_the_snapshot_keeps_the_rest_of_the_status() {
     cluster.metadata.generation = Some(3);
     let trouble =
         Trouble { failures: vec![(Fault::Forbidden, "get Secret shop-s3: forbidden".into())], ..Trouble::default() };
-    let computed = compute_failure(&cluster, &trouble, &Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+    let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    let computed = compute_failure(&cluster, &trouble, &now).expect("a forbidden request is shown at once");
     assert_eq!(computed.status.observed_generation, Some(3));
     assert_eq!(said(&computed, "Ready").1, "Forbidden");
     assert_eq!(said(&computed, "Stalled").0, "True");
