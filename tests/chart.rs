@@ -10,15 +10,16 @@ mod harness;
 
 use std::cell::RefCell;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use harness::cluster::{
-    TestNamespace, describe, ensure_cluster, ensure_crd, kubeconfig_path, kubectl, kubectl_apply, kubectl_ok,
-    repo_root, toolchain_bin, unique_name,
+    TestNamespace, describe, ensure_crd, kubeconfig_path, kubectl, kubectl_apply, kubectl_ok, repo_root, toolchain_bin,
+    unique_name,
 };
 use harness::conditions::{condition, describe as describe_condition, is_ready};
 use harness::fs::TempDir;
+use harness::helm::{CHART, Release, helm_cluster_ok, helm_command, helm_ok};
 use harness::process::{OperatorProcess, log_dir, operator_binary};
 use harness::wait::{READY_TIMEOUT, SETUP_TIMEOUT, assert_holds_for, poll, wait_for};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -29,37 +30,8 @@ use kube::config::Kubeconfig;
 use serde_json::Value;
 use webcluster::api::WebCluster;
 
-const CHART: &str = "charts/webcluster-operator";
-const CHART_NAME: &str = "webcluster-operator";
-
 // ---------------------------------------------------------------------------
 // helpers
-
-fn helm_command(args: &[&str]) -> Command {
-    let mut command = Command::new(toolchain_bin().join("helm"));
-    command.args(args).current_dir(repo_root());
-    command
-}
-
-/// Runs helm offline (lint, template); panics unless it succeeds; returns stdout.
-fn helm_ok(args: &[&str]) -> String {
-    let output = helm_command(args).output().expect("running helm");
-    assert!(output.status.success(), "{}", describe(&format!("helm {}", args.join(" ")), &output));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Runs helm against the test cluster.
-fn helm_cluster(args: &[&str]) -> Output {
-    ensure_cluster();
-    let kubeconfig = kubeconfig_path();
-    helm_command(&[&["--kubeconfig", &kubeconfig.to_string_lossy()], args].concat()).output().expect("running helm")
-}
-
-fn helm_cluster_ok(args: &[&str]) -> String {
-    let output = helm_cluster(args);
-    assert!(output.status.success(), "{}", describe(&format!("helm {}", args.join(" ")), &output));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// `helm template <release> <chart> --namespace <namespace> <extra>`.
 fn template(release: &str, namespace: &str, extra: &[&str]) -> String {
@@ -78,55 +50,6 @@ fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 fn name_of(doc: &Value) -> &str {
     doc["metadata"]["name"].as_str().unwrap_or_default()
-}
-
-/// The name of the chart's namespaced objects for a release (Helm's usual fullname).
-fn fullname(release: &str) -> String {
-    if release.contains(CHART_NAME) { release.to_string() } else { format!("{release}-{CHART_NAME}") }
-}
-
-/// A Helm release in a test namespace, uninstalled when dropped (its ClusterRole
-/// and ClusterRoleBinding would outlive the namespace otherwise). Declare it
-/// after the namespaces so it is dropped first.
-struct Release {
-    name: String,
-    namespace: String,
-    installed: bool,
-}
-
-impl Release {
-    /// Installs the chart (the CRD must be installed: [`ensure_crd`]).
-    fn install(namespace: &str, extra: &[&str]) -> Self {
-        let name = unique_name("wco");
-        helm_cluster_ok(&[&["install", &name, CHART, "--namespace", namespace], extra].concat());
-        Self { name, namespace: namespace.to_string(), installed: true }
-    }
-
-    fn fullname(&self) -> String {
-        fullname(&self.name)
-    }
-
-    /// Name of the release's cluster-scoped objects (and of the workload Role).
-    fn cluster_name(&self) -> String {
-        format!("{}-{}", self.fullname(), self.namespace)
-    }
-
-    fn uninstall(&mut self) {
-        if std::mem::take(&mut self.installed) {
-            helm_cluster_ok(&["uninstall", &self.name, "--namespace", &self.namespace, "--wait", "--timeout", "60s"]);
-        }
-    }
-}
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        if std::mem::take(&mut self.installed) {
-            let output = helm_cluster(&["uninstall", &self.name, "--namespace", &self.namespace]);
-            if !output.status.success() {
-                eprintln!("warning: {}", describe(&format!("helm uninstall {}", self.name), &output));
-            }
-        }
-    }
 }
 
 fn exists(args: &[&str]) -> bool {

@@ -1,4 +1,4 @@
-//! Raw HTTP/1.0 GETs on loopback and Prometheus scrapes (what a kubelet's
+//! Raw HTTP/1.0 GETs (on loopback, or a pod's address) and Prometheus scrapes (what a kubelet's
 //! probe and Prometheus do, without an HTTP client crate).
 
 use std::io::{Read, Write};
@@ -7,9 +7,19 @@ use std::time::Duration;
 
 /// `GET path` on 127.0.0.1:`port`: the status code and the body.
 pub fn get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("127.0.0.1:{port}: {e}"))?;
+    get_from("127.0.0.1", port, path)
+}
+
+/// `GET path` on `host`:`port` (a pod's IP from the node's host, for example).
+pub fn get_from(host: &str, port: u16, path: &str) -> Result<(u16, String), String> {
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("{host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}:{port}: no address"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&address, Duration::from_secs(5)).map_err(|e| format!("{host}:{port}: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(|e| format!("GET {path}: {e}"))?;
     let (head, body) = response.split_once("\r\n\r\n").ok_or_else(|| format!("GET {path}: no HTTP body"))?;
@@ -37,7 +47,12 @@ impl Scrape {
 
     /// `GET /metrics` on 127.0.0.1:`port`, parsed.
     pub fn get(port: u16) -> Result<Self, String> {
-        match get(port, "/metrics")? {
+        Self::get_from("127.0.0.1", port)
+    }
+
+    /// `GET /metrics` on `host`:`port`, parsed.
+    pub fn get_from(host: &str, port: u16) -> Result<Self, String> {
+        match get_from(host, port, "/metrics")? {
             (200, body) => Self::parse(&body),
             (status, _) => Err(format!("GET /metrics answered {status}")),
         }
@@ -56,6 +71,11 @@ impl Scrape {
                 _ => 0.0,
             })
             .sum()
+    }
+
+    /// Every sample.
+    pub fn samples(&self) -> impl Iterator<Item = &prometheus_parse::Sample> {
+        self.0.samples.iter()
     }
 
     /// API requests the operator sent: (reads, writes).
@@ -83,5 +103,10 @@ impl Scrape {
     /// 1 while the process holds the leader lease.
     pub fn leader(&self) -> f64 {
         self.sum("webcluster_operator_leader", &[])
+    }
+
+    /// 1 while the process is a follower waiting for the leader lease.
+    pub fn follower(&self) -> f64 {
+        self.sum("webcluster_operator_follower", &[])
     }
 }

@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod corpus;
 pub mod fs;
+pub mod helm;
 pub mod http;
 pub mod pods;
 pub mod process;

@@ -3,7 +3,7 @@
 //! whether the caches are synced (which `/readyz` reports).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -47,8 +47,9 @@ pub struct Metrics {
     pub reconciles_in_flight: Gauge,
     /// 1 while the controller runs and every watch cache holds its first full list.
     pub caches_synced: Gauge,
-    /// A follower waiting for the leader lease (it reconciles nothing, by design).
-    standby: AtomicBool,
+    /// 1 while this process is a follower waiting for the leader lease (it
+    /// reconciles nothing, by design): how a ready follower says what it is.
+    pub follower: Gauge,
     writes_total: AtomicU64,
 }
 
@@ -63,12 +64,18 @@ impl Default for Metrics {
         let leader = Gauge::default();
         let reconciles_in_flight = Gauge::default();
         let caches_synced = Gauge::default();
+        let follower = Gauge::default();
         registry.register("api_requests", "Kubernetes API requests sent, by verb class", requests.clone());
         registry.register("reconciles", "Reconciles of WebClusters, by result", reconciles.clone());
         registry.register("reconcile_duration_seconds", "Time one reconcile takes", reconcile_seconds.clone());
         registry.register("objects_applied", "Child objects applied with server-side apply, by kind", applied.clone());
         registry.register("objects_deleted", "Child objects pruned, by kind", deleted.clone());
         registry.register("leader", "1 while this process is the leader", leader.clone());
+        registry.register(
+            "follower",
+            "1 while this process is a follower waiting for the leader lease",
+            follower.clone(),
+        );
         registry.register("reconciles_in_flight", "Reconciles running now", reconciles_in_flight.clone());
         registry.register(
             "caches_synced",
@@ -85,7 +92,7 @@ impl Default for Metrics {
             leader,
             reconciles_in_flight,
             caches_synced,
-            standby: AtomicBool::new(false),
+            follower,
             writes_total: AtomicU64::new(0),
         }
     }
@@ -114,14 +121,24 @@ impl Metrics {
 
     /// Marks this process as a follower waiting for the lease, or not.
     pub fn set_standby(&self, standby: bool) {
-        self.standby.store(standby, Ordering::Relaxed);
+        self.follower.set(i64::from(standby));
     }
 
     /// Ready to serve its role: a follower waiting for the lease, or a
     /// controller whose caches are synced (so it reconciles). A controller
     /// whose watches fail (a missing permission) never is.
     pub fn ready(&self) -> bool {
-        self.standby.load(Ordering::Relaxed) || self.caches_synced.get() == 1
+        self.follower.get() == 1 || self.caches_synced.get() == 1
+    }
+
+    /// What `/readyz` says: the role, and whether the caches are synced.
+    pub fn readiness(&self) -> &'static str {
+        match (self.follower.get() == 1, self.caches_synced.get() == 1, self.leader.get() == 1) {
+            (true, _, _) => "ok: follower, waiting for the leader lease\n",
+            (false, true, true) => "ok: leader, caches synced, reconciling\n",
+            (false, true, false) => "ok: caches synced, reconciling\n",
+            (false, false, _) => "the watch caches are not synced\n",
+        }
     }
 
     /// Records one finished reconcile.
@@ -163,5 +180,7 @@ mod tests {
         metrics.caches_synced.set(0);
         metrics.set_standby(true);
         assert!(metrics.ready(), "a follower waiting for the lease is ready");
+        assert!(metrics.encode().contains("webcluster_operator_follower 1"), "{}", metrics.encode());
+        assert!(metrics.readiness().contains("follower"));
     }
 }

@@ -21,13 +21,11 @@ async fn healthy() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
 
-/// The controller reconciles (its caches are synced), or waits for the lease as a follower.
+/// The controller reconciles (its caches are synced), or waits for the lease as
+/// a follower; the body names which.
 async fn ready(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    if metrics.ready() {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "the watch caches are not synced\n")
-    }
+    let status = if metrics.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, metrics.readiness())
 }
 
 /// Serves the endpoints until the process ends.
