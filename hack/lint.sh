@@ -9,7 +9,8 @@
 #                                      render examples/*.yaml with the OPERATOR
 #                                      binary, template the chart, make JSON
 #                                      schemas from the local API server's
-#                                      OpenAPI (the WebCluster CRD installed),
+#                                      OpenAPI (install the WebCluster CRD first,
+#                                      as tests/lint.rs does),
 #                                      lint it all (and each extra FILE, a
 #                                      manifest) and compare with the allowlist:
 #                                      exit 1 on a new or a stale finding
@@ -103,10 +104,11 @@ schemas() {
     bash "$HACK_DIR/kubectl.sh" get --raw /openapi/v2 > "$out/openapi-v2.json"
     rm -rf "$out/schemas"
     status=0
-    python3 "$HACK_DIR/lint/schemas.py" "$out/openapi-v2.json" "$out/schemas" "$@" || status=$?
+    python3 "$HACK_DIR/lint/schemas.py" "$out/openapi-v2.json" "$out/schemas" "$@" 2>"$out/schemas.log" || status=$?
     [ "$status" -eq 3 ] && [ "$SECONDS" -lt "$deadline" ] || break
     sleep 1
   done
+  cat "$out/schemas.log" >&2
   [ "$status" -eq 0 ] || [ "$status" -eq 3 ] || exit "$status"
 }
 

@@ -118,12 +118,12 @@ def main():
     if written == 0:
         sys.exit(f"schemas.py: no kind in {sys.argv[1]}")
     print(f"schemas.py: {written} schemas in {out_dir}", file=sys.stderr)
-    missing = sorted(
+    missing = sorted({
         f"{group}/{version} {kind}"
         for manifest in sys.argv[3:]
         for group, version, kind in kinds(manifest)
         if not os.path.exists(os.path.join(out_dir, f"{kind.lower()}_{group}_{version}.json"))
-    )
+    })
     if missing:
         print(f"schemas.py: the server publishes no schema for {', '.join(missing)}", file=sys.stderr)
         sys.exit(3)
