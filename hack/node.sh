@@ -14,6 +14,9 @@
 #                               and client only
 #   hack/node.sh kwokctl-config the control-plane settings the node needs (hack/cluster.sh
 #                               puts them into its kwokctl configuration)
+#   hack/node.sh netpol up|down|status
+#                               NetworkPolicy enforcement (kube-router, firewall only) on the
+#                               running node; `up` starts it too, `down` removes it
 #
 # What is real: kubelet and kube-proxy (iptables mode) of the pinned Kubernetes
 # module, containerd 2.x with its runc shim, runc (cgo, libseccomp), all built by
@@ -21,7 +24,8 @@
 # plugins (bridge, host-local, loopback, portmap); CoreDNS as the cluster DNS in a
 # Deployment on this node. Stand-ins: the images come from hack/images.sh (Debian
 # packages, not the upstream images), nothing is pulled (imagePullPolicy must not
-# be Always); NetworkPolicy is not enforced (the bridge plugin has no enforcer).
+# be Always); NetworkPolicy is enforced by kube-router in firewall-only mode
+# (hack/node/netpol.sh; the bridge plugin has no enforcer of its own).
 #
 # How it reaches the API server, which stays on 127.0.0.1: the node owns
 # NODE_IP/32 on a bridge of its own (HOST_BRIDGE, no ports); socat forwards
@@ -91,6 +95,8 @@ PROCESSES="socat containerd kubelet kube-proxy"
 # Images up imports; others: hack/node.sh import NAME...
 BASE_IMAGES="pause coredns client"
 START=$SECONDS
+# shellcheck source=hack/node/netpol.sh
+source "$HACK_DIR/node/netpol.sh"
 
 progress() { printf '[node %3ds] %s\n' "$((SECONDS - START))" "$*" >&2; }
 die() {
@@ -161,7 +167,7 @@ node_program_pids() {
   local p
   for p in /proc/[0-9]*; do
     case "$(readlink "$p/exe" 2>/dev/null)" in
-      */containerd-shim-runc-v2 | */containerd | */kubelet | */kube-proxy | */socat) ;;
+      */containerd-shim-runc-v2 | */containerd | */kubelet | */kube-proxy | */kube-router | */socat) ;;
       *) continue ;;
     esac
     is_node_process "${p#/proc/}" && echo "${p#/proc/}"
@@ -360,6 +366,8 @@ clean() {
   if [[ " $CREATED_PATHS " == *" /var/run/netns "* ]]; then
     for ns in /var/run/netns/cni-*; do [[ -e "$ns" ]] && netns+=("$ns"); done
   fi
+  # kube-router first (it would put its chains back), with its chains and ipsets.
+  netpol_clean
   # The kubelet first, so it does not restart what we stop. Nothing of theirs
   # outlives them (the state folder goes), so no graceful stop: SIGKILL.
   for name in kube-proxy kubelet; do
@@ -749,7 +757,7 @@ import_images() { # <name...>
 }
 
 up() {
-  local steps=9 tool
+  local steps=10 tool
   for tool in socat iptables ip6tables nft ip conntrack openssl setsid flock /usr/lib/cni/bridge; do
     command -v "$tool" >/dev/null || die "$tool is missing (Debian packages: hack/apt-packages.txt)"
   done
@@ -766,6 +774,7 @@ up() {
         progress "node '$NODE_NAME' runs but CoreDNS is not available: applying it again"
         apply_coredns
       fi
+      netpol_up
       progress "node '$NODE_NAME' already running and Ready; nothing to do"
       return 0
     fi
@@ -815,6 +824,8 @@ up() {
   progress "step 9/$steps: CoreDNS at $DNS_SERVICE_IP"
   apply_coredns
   touch "$READY_MARKER"
+  progress "step 10/$steps: NetworkPolicy (kube-router, firewall only)"
+  netpol_up
   progress "node '$NODE_NAME' Ready ($NODE_LABEL_KEY=$NODE_LABEL_VALUE, taint $NODE_TAINT_KEY=true:NoSchedule)"
 }
 
@@ -876,8 +887,12 @@ case "${1:-}" in
     progress "imported $*"
     ;;
   kwokctl-config) kwokctl_config ;;
+  netpol)
+    shift
+    netpol_command "$@"
+    ;;
   *)
-    echo "usage: $0 build|up|down|status|import NAME...|kwokctl-config" >&2
+    echo "usage: $0 build|up|down|status|import NAME...|kwokctl-config|netpol up|down|status" >&2
     exit 2
     ;;
 esac

@@ -28,6 +28,8 @@ pub const REAL_NODE_LABEL_VALUE: &str = "real";
 pub const REAL_NODE_TAINT: &str = "webcluster.io/real-node";
 /// The app base image (hack/images/php-apache): Apache + PHP on 8000 as uid 33.
 pub const APP_IMAGE: &str = "localhost/webcluster/php-apache:1";
+/// The client image (hack/images/client): bash, nc, curl, psql, redis-cli; `sleep infinity`.
+pub const CLIENT_IMAGE: &str = "localhost/webcluster/client:1";
 /// The uid the app image runs as.
 pub const APP_UID: i64 = 33;
 /// How long the real node may take to be Ready (it is started by `hack/cluster.sh up`).
@@ -465,4 +467,46 @@ pub fn tag_image(source: &str, target: &str) {
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", ctr.display()));
     assert!(output.status.success(), "{}", describe(&format!("ctr images tag {source} {target}"), &output));
+}
+
+/// NetworkPolicy enforcement on the real node (kube-router, `hack/node.sh netpol
+/// up`: a no-op when it runs), once per test process.
+pub fn ensure_network_policy() {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    let done = DONE.get_or_init(|| {
+        let output = Command::new("bash")
+            .args(["hack/node.sh", "netpol", "up"])
+            .current_dir(repo_root())
+            .output()
+            .map_err(|e| format!("running hack/node.sh netpol up: {e}"))?;
+        if output.status.success() { Ok(()) } else { Err(describe("hack/node.sh netpol up", &output)) }
+    });
+    if let Err(e) = done {
+        panic!("NetworkPolicy enforcement on the real node: {e}");
+    }
+}
+
+/// A pod of the client image (`sleep infinity`; bash, nc, curl, psql) on the
+/// real node with `labels`, restricted as the restricted Pod Security Standard asks.
+pub fn client_pod(name: &str, labels: Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "nodeSelector": {REAL_NODE_LABEL_KEY: REAL_NODE_LABEL_VALUE},
+            "tolerations": [{"key": REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+            "securityContext": {
+                "runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "client",
+                "image": CLIENT_IMAGE,
+                "imagePullPolicy": "Never",
+                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+            }],
+        }
+    }))
+    .expect("a client pod")
 }
