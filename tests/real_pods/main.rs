@@ -14,7 +14,10 @@
 //! - jobs: a CronJob runs every minute, a task longer than its period never
 //!   overlaps itself, a migration runs before the app rolls to a new image;
 //! - probes: every generated probe passes on healthy pods (Ready, no
-//!   restarts), and each readiness probe fails when its server stops.
+//!   restarts), and each readiness probe fails when its server stops;
+//! - read-only roots: every container whose spec says `readOnlyRootFilesystem`
+//!   (redis, memcached, PostgreSQL, MariaDB, Varnish) is Ready with it, and a
+//!   write to `/` fails in it.
 //!
 //! All tests live in this one test binary so they run at once (`cargo test`
 //! runs binaries one after another): the cron test alone needs about 2.5
@@ -37,7 +40,7 @@ use harness::cluster::{TestNamespace, ensure_crd, kubeconfig_path};
 use harness::conditions::wait_condition;
 use harness::pods::{
     APP_IMAGE, REAL_NODE, RealNodeStorage, describe_pods, ensure_images, ensure_real_node, node_of, pod_ready,
-    real_node_app_pod, restarts,
+    real_node_app_pod, restarts, sh,
 };
 use harness::process::{OperatorProcess, log_dir, operator_binary};
 use harness::wait::SETUP_TIMEOUT;
@@ -176,9 +179,22 @@ impl RealTest {
             for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
                 assert!(container.readiness_probe.is_some(), "{name}/{} has a readiness probe", container.name);
                 assert!(container.liveness_probe.is_some(), "{name}/{} has a liveness probe", container.name);
+                let read_only = container.security_context.as_ref().and_then(|c| c.read_only_root_filesystem);
+                if read_only == Some(true) {
+                    self.assert_root_read_only(&name, &container.name).await;
+                }
             }
         }
         running.len()
+    }
+
+    /// A server that runs Ready under `readOnlyRootFilesystem` really has a
+    /// read-only root: a write to `/` fails in its container.
+    async fn assert_root_read_only(&self, pod: &str, container: &str) {
+        let out = sh(self.namespace(), pod, container, "touch /webcluster-write-check").await;
+        let error = out.expect_err(&format!("{pod}/{container}: a write to / fails"));
+        assert!(error.contains("Read-only file system"), "{pod}/{container}: {error}");
+        eprintln!("{pod}/{container}: ready with a read-only root (touch /x: Read-only file system)");
     }
 
     /// Seconds since the test started, for the figures it prints.
