@@ -26,9 +26,10 @@ use harness::conditions::{condition, is_ready};
 use harness::process::OperatorProcess;
 use harness::wait::{READY_TIMEOUT, poll};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
@@ -36,6 +37,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use webcluster::api::WebCluster;
+use webcluster::desired::gateway::HTTPRoute;
 use webcluster::desired::meta::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, managed_selector};
 use webcluster::desired::{Plan, children, names};
 
@@ -103,31 +105,21 @@ async fn decoy(ns: &TestNamespace, cluster: &str) -> String {
     created.resource_version().unwrap()
 }
 
-/// Kind and metadata of every object in the namespace with the operator's label
-/// (of the kinds the test's WebClusters have).
+/// Kind and metadata of every object in the namespace with the operator's
+/// label, of every kind the builder makes (one whose API the cluster does not serve has none).
 async fn managed_objects(ns: &TestNamespace) -> Vec<(String, ObjectMeta)> {
     let params = ListParams::default().labels(&managed_selector(None));
     let mut found = Vec::new();
     macro_rules! list {
         ($($kind:ident),* $(,)?) => {$(
-            for object in ns.api::<$kind>().list_metadata(&params).await.unwrap().items {
-                found.push((stringify!($kind).to_string(), object.metadata));
+            match ns.api::<$kind>().list_metadata(&params).await {
+                Ok(list) => found.extend(list.items.into_iter().map(|o| (stringify!($kind).to_string(), o.metadata))),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => panic!("listing {}: {e}", stringify!($kind)),
             }
         )*};
     }
-    // The kinds these WebClusters have (no Ingress, HPA or Gateway API route: their specs ask for none).
-    list!(
-        Secret,
-        ConfigMap,
-        PersistentVolumeClaim,
-        Service,
-        StatefulSet,
-        Deployment,
-        Job,
-        CronJob,
-        PodDisruptionBudget
-    );
-    list!(NetworkPolicy);
+    webcluster::with_child_kinds!(list);
     found
 }
 
