@@ -6,6 +6,9 @@
 //! default `target/release/webcluster-operator`); `make bench` provides both. Writes
 //! `BENCHMARKS.md` and `benchmarks/convergence.svg` (after every size, so an
 //! interrupted run still leaves what was measured). Environment: see [`settings`].
+//! `BENCH_OPERATOR` may be another revision's build (a before/after comparison
+//! runs this one bench against both): the bench installs that binary's CRD,
+//! expects the children its `render` gives, and reads WebClusters untyped.
 //!
 //! One module per concern: [`settings`], [`cluster`] (preparing the cluster),
 //! [`workload`] (the WebClusters and their children), [`bare`] (the bare client),
@@ -121,7 +124,9 @@ async fn run() -> Res<()> {
         return Err(format!("{} does not exist: run `cargo build --release` first", settings.operator.display()));
     }
     std::fs::create_dir_all(settings.root.join("target/bench-logs")).map_err(|e| e.to_string())?;
-    harness::cluster::install_crd(&client).await?;
+    // The CRD of the operator under test (another build's, with BENCH_OPERATOR).
+    let crd = std::process::Command::new(&settings.operator).arg("crd").output().map_err(|e| e.to_string())?;
+    harness::cluster::install_crd_yaml(&client, &String::from_utf8_lossy(&crd.stdout)).await?;
     cluster::ensure_service_range(&client).await?;
     progress!("CRD installed; ServiceCIDR {SERVICE_CIDR} added for ClusterIPs");
     let mut results = Vec::new();

@@ -95,7 +95,7 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
          2. **The operator** — `target/release/webcluster-operator run --namespace bench-op-N --concurrency {c} \
          --resync-seconds 3600` as a child process. Once its /readyz answers (its caches are synced), the bench \
          server-side-applies the N WebClusters ({c} in flight). **T_children** = from the first WebCluster apply \
-         until every expected child (the names `build()` gives) exists, seen by metadata watches of every child \
+         until every expected child (the names the operator binary's own `render` gives; its own CRD is installed, so `BENCH_OPERATOR` may be another revision's build) exists, seen by metadata watches of every child \
          kind; **T_ready** = until every WebCluster has `Ready=True` (watch). The app Deployment is part of the \
          expected children; the operator creates it at once, with 0 replicas until the database primary is Ready.\n\
          3. **Footprint** — the operator's peak RSS (`VmHWM`) at T_ready and at the end of all steps; CPU seconds \

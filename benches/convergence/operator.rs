@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::core::ApiResource;
+use kube::core::{ApiResource, DynamicObject};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use webcluster::api::WebCluster;
@@ -23,7 +23,7 @@ use crate::procstat::{cpu_seconds, peak_rss_kib};
 use crate::results::{Reaction, SizeResult};
 use crate::settings::{FIELD_MANAGER, RESYNC_ANNOTATION, Res, Settings};
 use crate::watch::{Shared, watch_children};
-use crate::workload::{clusters, desired};
+use crate::workload::{clusters, manifest, rendered};
 
 /// The release binary watching one namespace.
 struct Operator {
@@ -80,14 +80,25 @@ impl Operator {
     }
 }
 
+/// WebClusters as untyped objects: the operator under test may be another
+/// build, whose CRD and status this checkout's types need not read.
+fn untyped_clusters(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<WebCluster>(&()))
+}
+
 async fn apply_clusters(client: &Client, clusters: &[WebCluster], ns: &str, concurrency: usize) -> Res<()> {
-    let api: Api<WebCluster> = Api::namespaced(client.clone(), ns);
+    let api = untyped_clusters(client, ns);
     let results = futures::stream::iter(clusters.iter().map(|wc| {
         let api = api.clone();
         async move {
             let name = wc.name_any();
+            let object: serde_json::Value =
+                serde_saphyr::from_str(&manifest(&name, ns)).map_err(|e| format!("WebCluster {name}: {e}"))?;
             let params = PatchParams::apply(FIELD_MANAGER).force();
-            api.patch(&name, &params, &Patch::Apply(wc)).await.map_err(|e| format!("applying WebCluster {name}: {e}"))
+            api.patch(&name, &params, &Patch::Apply(&object))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("applying WebCluster {name}: {e}"))
         }
     }))
     .buffer_unordered(concurrency)
@@ -106,10 +117,12 @@ pub async fn operator_steps(
     result: &mut SizeResult,
 ) -> Res<()> {
     let clusters = clusters(n, ns)?;
-    let expected: Vec<(String, String)> =
-        desired(&clusters)?.into_iter().map(|(kind, name, ..)| (kind.to_string(), name)).collect();
-    let kinds: BTreeMap<&'static str, ApiResource> =
-        desired(&clusters[..1])?.into_iter().map(|(kind, _, resource, _)| (kind, resource)).collect();
+    // The children of the operator under test, as its own `render` gives them.
+    let scratch = settings.root.join(format!("target/bench-logs/webclusters-{n}.yaml"));
+    let rendered = rendered(&settings.operator, &clusters, &scratch)?;
+    let expected: Vec<(String, String)> = rendered.iter().map(|(kind, name, _)| (kind.clone(), name.clone())).collect();
+    let kinds: BTreeMap<String, ApiResource> =
+        rendered.into_iter().map(|(kind, _, resource)| (kind, resource)).collect();
     let seen: Shared = Arc::default();
     let watches = watch_children(client, ns, &kinds, &seen);
     let log = settings.root.join(format!("target/bench-logs/operator-{n}.log"));
@@ -251,7 +264,7 @@ async fn resync(
         "{:.3}",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64()
     );
-    let api: Api<WebCluster> = Api::namespaced(client.clone(), ns);
+    let api = untyped_clusters(client, ns);
     let resync_started = Instant::now();
     let patch = json!({"metadata": {"annotations": {RESYNC_ANNOTATION: stamp}}});
     let results = futures::stream::iter(clusters.iter().map(|wc| {

@@ -11,8 +11,6 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
 use webcluster::api::WebCluster;
 
-use crate::harness::conditions::is_ready;
-
 /// Uids of the children seen, by (kind, name), and the Ready WebClusters.
 #[derive(Default)]
 pub struct Seen {
@@ -49,7 +47,7 @@ where
 pub fn watch_children(
     client: &Client,
     ns: &str,
-    kinds: &BTreeMap<&'static str, ApiResource>,
+    kinds: &BTreeMap<String, ApiResource>,
     seen: &Shared,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
@@ -65,7 +63,8 @@ pub fn watch_children(
             }
         }));
     }
-    let api: Api<WebCluster> = Api::namespaced(client.clone(), ns);
+    // Untyped: the operator under test may be another build with another status.
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<WebCluster>(&()));
     tasks.push(spawn_watch(api, seen.clone(), |seen, wc, exists| {
         if exists && is_ready(&wc) {
             seen.ready.insert(wc.name_any());
@@ -74,4 +73,10 @@ pub fn watch_children(
         }
     }));
     tasks
+}
+
+/// `Ready=True` among the status conditions of an untyped WebCluster.
+fn is_ready(cluster: &DynamicObject) -> bool {
+    let conditions = cluster.data.pointer("/status/conditions").and_then(|c| c.as_array());
+    conditions.into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
 }

@@ -1,6 +1,12 @@
-//! The N slim WebClusters and the children the builder gives them.
+//! The N slim WebClusters, the children the builder gives them, and the
+//! children the operator binary under test renders for them.
 
-use kube::core::ApiResource;
+use std::path::Path;
+use std::process::Command;
+
+use kube::ResourceExt;
+use kube::core::{ApiResource, GroupVersionKind};
+use serde::Deserialize;
 use serde_json::Value;
 use webcluster::api::WebCluster;
 use webcluster::desired::{self, Plan};
@@ -24,6 +30,13 @@ spec:
     managed:
       replicas: 1
 "#;
+
+/// The manifest of WebCluster `name` in `ns` as a user writes it. The bench
+/// applies this text, never a re-serialized object, so every build of the
+/// operator (an older one's CRD included) reads the same WebCluster.
+pub fn manifest(name: &str, ns: &str) -> String {
+    SLIM.replacen("  name: template\n", &format!("  name: {name}\n  namespace: {ns}\n"), 1)
+}
 
 /// WebClusters `wc-00000` … in namespace `ns`.
 pub fn clusters(n: usize, ns: &str) -> Res<Vec<WebCluster>> {
@@ -65,4 +78,46 @@ pub fn pods_of(desired: &Desired) -> usize {
         .filter(|(kind, ..)| matches!(*kind, "Deployment" | "StatefulSet"))
         .map(|(_, _, _, o)| o.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1) as usize)
         .sum()
+}
+
+/// What identifies a rendered child.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head {
+    api_version: String,
+    kind: String,
+    metadata: HeadMeta,
+}
+
+#[derive(Deserialize)]
+struct HeadMeta {
+    name: String,
+}
+
+/// (kind, name, API resource) of every child that `operator render` gives
+/// `clusters`: the children of the build under test (`BENCH_OPERATOR`), which
+/// may be another revision than this checkout's builder. `scratch` holds the input.
+pub fn rendered(operator: &Path, clusters: &[WebCluster], scratch: &Path) -> Res<Vec<(String, String, ApiResource)>> {
+    let input: String = clusters
+        .iter()
+        .map(|wc| format!("---{}", manifest(&wc.name_any(), &wc.namespace().unwrap_or_default())))
+        .collect();
+    std::fs::write(scratch, input).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let output = Command::new(operator)
+        .args(["render", "-f"])
+        .arg(scratch)
+        .output()
+        .map_err(|e| format!("{} render: {e}", operator.display()))?;
+    if !output.status.success() {
+        return Err(format!("{} render: {}", operator.display(), String::from_utf8_lossy(&output.stderr)));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut out = Vec::new();
+    for doc in text.split("\n---").filter(|d| d.contains("kind:")) {
+        let head: Head = serde_saphyr::from_str(doc).map_err(|e| format!("render output: {e}"))?;
+        let (group, version) = head.api_version.rsplit_once('/').unwrap_or(("", &head.api_version));
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &head.kind));
+        out.push((head.kind, head.metadata.name, resource));
+    }
+    Ok(out)
 }

@@ -190,8 +190,12 @@ pub fn kubectl_apply(namespace: &str, file: &str) {
 pub async fn install_crd(client: &Client) -> Result<(), String> {
     let path = repo_root().join("crds/webcluster.yaml");
     let yaml = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let crd: CustomResourceDefinition =
-        serde_saphyr::from_str(&yaml).map_err(|e| format!("{}: {e}", path.display()))?;
+    install_crd_yaml(client, &yaml).await.map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Installs the CRD `yaml` (another build's `webcluster-operator crd`) and waits until it is Established.
+pub async fn install_crd_yaml(client: &Client, yaml: &str) -> Result<(), String> {
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(yaml).map_err(|e| e.to_string())?;
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = crd.name_any();
     api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&crd))
