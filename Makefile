@@ -87,6 +87,8 @@ chart:
 # for 5 pods each); writes BENCHMARKS.md and benchmarks/convergence.svg, then
 # stops that cluster (BENCH_KEEP_CLUSTER=1 keeps it). Smaller run:
 #   make bench BENCH_SIZES=10,100
+# Another revision's build: BENCH_OPERATOR=/path/to/its/webcluster-operator (its own
+# CRD and children are used), e.g. to compare before and after a change.
 BENCH_SIZES ?= 10,100,1000
 BENCH_CLUSTER_DIR ?= /tmp/wc-bench
 BENCH_OPERATOR ?= $(CURDIR)/target/release/webcluster-operator
