@@ -19,11 +19,8 @@ mod observe;
 mod plan;
 mod prune;
 mod reconcile;
-mod references;
-mod refused;
 mod report;
 pub mod runtime;
-mod unserved;
 
 use std::time::Duration;
 

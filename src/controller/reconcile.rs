@@ -9,14 +9,15 @@ use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 
 use super::Settings;
-use super::apply::{Applier, roles};
+use super::apply::{Applier, roles, unserved};
 use super::error::{ApiError, Error, Fault};
+use super::observe::{self, references, refused};
+use super::plan;
 use super::prune::Pruner;
 use super::report::{Reporter, Trouble};
 use super::runtime::cache::ChildCaches;
 use super::runtime::metrics::Metrics;
 use super::runtime::pacing::ClusterKey;
-use super::{observe, plan, references, refused, unserved};
 use crate::api::WebCluster;
 use crate::desired;
 

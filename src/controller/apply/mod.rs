@@ -2,6 +2,7 @@
 //! that still match what was applied last; [`roles`] labels the database replicas.
 
 pub mod roles;
+pub mod unserved;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

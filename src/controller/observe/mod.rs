@@ -16,6 +16,9 @@ use crate::api::{SecretKeyRef, WebCluster};
 use crate::desired::credentials::{Redacted, generated_keys};
 use crate::desired::{ExternalUrls, names};
 
+pub mod references;
+pub mod refused;
+
 /// The generated values as the cluster holds them. Its `Debug` shows keys only.
 #[derive(Clone, Default)]
 pub struct Credentials {

@@ -4,8 +4,8 @@
 
 use kube::core::Status;
 
-use super::error::ApiError;
-use super::runtime::cache::ChildCaches;
+use crate::controller::error::ApiError;
+use crate::controller::runtime::cache::ChildCaches;
 use crate::desired::Child;
 
 /// The children the API server serves, and a failure for each of the others.

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 
-use super::error::ApiError;
-use super::observe::get;
+use super::get;
 use crate::api::WebCluster;
+use crate::controller::error::ApiError;
 
 /// What is missing, one message per Secret or key, naming the field that refers to it.
 pub async fn missing_secrets(client: &Client, namespace: &str, cluster: &WebCluster) -> Result<Vec<String>, ApiError> {

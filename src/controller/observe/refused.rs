@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Event;
 use kube::api::ListParams;
 use kube::{Api, Client};
 
-use super::error::ApiError;
-use super::observe::Snapshot;
+use super::Snapshot;
+use crate::controller::error::ApiError;
 
 /// The Jobs whose pods may have been refused: the migration Job while it has
 /// no pod, and every Job a CronJob has active.
