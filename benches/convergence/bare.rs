@@ -36,13 +36,13 @@ async fn raw_apply(settings: &Settings, objects: &Desired, ns: &str) -> Res<(f64
     let config = kube::Config::infer().await.map_err(|e| e.to_string())?;
     let metrics = Metrics::shared();
     let client = counting_client(config, metrics.clone()).map_err(|e| e.to_string())?;
-    let apis: HashMap<&'static str, Api<DynamicObject>> = objects
+    let apis: HashMap<&str, Api<DynamicObject>> = objects
         .iter()
-        .map(|(kind, _, resource, _)| (*kind, Api::namespaced_with(client.clone(), ns, resource)))
+        .map(|(kind, _, resource, _)| (kind.as_str(), Api::namespaced_with(client.clone(), ns, resource)))
         .collect();
     let started = Instant::now();
     let results = futures::stream::iter(objects.iter().map(|(kind, name, _, object)| {
-        let api = &apis[kind];
+        let api = &apis[kind.as_str()];
         async move { apply_with_retry(api, name, object).await }
     }))
     .buffer_unordered(settings.concurrency)

@@ -76,7 +76,9 @@ async fn run_size_steps(
 ) -> Res<()> {
     let raw_ns = format!("bench-raw-{n}");
     let op_ns = format!("bench-op-{n}");
-    let objects = workload::desired(&workload::clusters(n, &raw_ns)?)?;
+    // The children of the operator under test, as its own `render` gives them.
+    let scratch = settings.root.join(format!("target/bench-logs/webclusters-{n}.yaml"));
+    let objects = workload::rendered(&settings.operator, &workload::clusters(n, &raw_ns)?, &scratch)?;
     result.children = objects.len();
     result.pods = workload::pods_of(&objects);
     let claims = 2 * n;

@@ -89,7 +89,7 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
          nothing else: {} children and {} pods each ({} PVCs). For each N, in fresh namespaces (deleted afterwards; \
          Released PVs are made Available again):\n\n\
          1. **T_raw(N)** — a bare client (the operator's counting kube client, {c} requests in flight with \
-         `buffer_unordered({c})`) server-side-applies exactly the children `build()` produces for the N \
+         `buffer_unordered({c})`) server-side-applies exactly the children the operator binary's `render` gives the N \
          WebClusters (owner references removed, since the WebClusters do not exist in that namespace) into \
          `bench-raw-N`. Wall time from the first request to the last response. The namespace is deleted before step 2.\n\
          2. **The operator** — `target/release/webcluster-operator run --namespace bench-op-N --concurrency {c} \

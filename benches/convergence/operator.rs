@@ -120,9 +120,10 @@ pub async fn operator_steps(
     // The children of the operator under test, as its own `render` gives them.
     let scratch = settings.root.join(format!("target/bench-logs/webclusters-{n}.yaml"));
     let rendered = rendered(&settings.operator, &clusters, &scratch)?;
-    let expected: Vec<(String, String)> = rendered.iter().map(|(kind, name, _)| (kind.clone(), name.clone())).collect();
+    let expected: Vec<(String, String)> =
+        rendered.iter().map(|(kind, name, ..)| (kind.clone(), name.clone())).collect();
     let kinds: BTreeMap<String, ApiResource> =
-        rendered.into_iter().map(|(kind, _, resource)| (kind, resource)).collect();
+        rendered.into_iter().map(|(kind, _, resource, _)| (kind, resource)).collect();
     let seen: Shared = Arc::default();
     let watches = watch_children(client, ns, &kinds, &seen);
     let log = settings.root.join(format!("target/bench-logs/operator-{n}.log"));

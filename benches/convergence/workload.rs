@@ -1,15 +1,13 @@
-//! The N slim WebClusters, the children the builder gives them, and the
-//! children the operator binary under test renders for them.
+//! The N slim WebClusters and the children the operator binary under test
+//! renders for them (the objects of the bare client and the expected children).
 
 use std::path::Path;
 use std::process::Command;
 
 use kube::ResourceExt;
 use kube::core::{ApiResource, GroupVersionKind};
-use serde::Deserialize;
 use serde_json::Value;
 use webcluster::api::WebCluster;
-use webcluster::desired::{self, Plan};
 
 use crate::settings::Res;
 
@@ -51,53 +49,24 @@ pub fn clusters(n: usize, ns: &str) -> Res<Vec<WebCluster>> {
         .collect())
 }
 
-/// (kind, name, API resource, object) of every child the builder produces.
-pub type Desired = Vec<(&'static str, String, ApiResource, Value)>;
-
-pub fn desired(clusters: &[WebCluster]) -> Res<Desired> {
-    let mut out = Vec::new();
-    for (i, wc) in clusters.iter().enumerate() {
-        let mut wc = wc.clone();
-        wc.metadata.uid = Some(format!("00000000-0000-4000-8000-{i:012x}"));
-        for child in desired::children(&wc, &Plan::offline(&wc)).map_err(|e| e.to_string())? {
-            let mut object = child.to_json();
-            // No owner: the WebCluster does not exist for the baseline.
-            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove("ownerReferences");
-            }
-            out.push((child.kind(), child.name().to_string(), child.api_resource(), object));
-        }
-    }
-    Ok(out)
-}
+/// (kind, name, API resource, object) of children.
+pub type Desired = Vec<(String, String, ApiResource, Value)>;
 
 /// The pods the Deployments and StatefulSets of `desired` ask for.
 pub fn pods_of(desired: &Desired) -> usize {
     desired
         .iter()
-        .filter(|(kind, ..)| matches!(*kind, "Deployment" | "StatefulSet"))
+        .filter(|(kind, ..)| matches!(kind.as_str(), "Deployment" | "StatefulSet"))
         .map(|(_, _, _, o)| o.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1) as usize)
         .sum()
 }
 
-/// What identifies a rendered child.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Head {
-    api_version: String,
-    kind: String,
-    metadata: HeadMeta,
-}
-
-#[derive(Deserialize)]
-struct HeadMeta {
-    name: String,
-}
-
-/// (kind, name, API resource) of every child that `operator render` gives
-/// `clusters`: the children of the build under test (`BENCH_OPERATOR`), which
-/// may be another revision than this checkout's builder. `scratch` holds the input.
-pub fn rendered(operator: &Path, clusters: &[WebCluster], scratch: &Path) -> Res<Vec<(String, String, ApiResource)>> {
+/// (kind, name, API resource, object) of every child that `operator render`
+/// gives `clusters`, owner references removed (the bare client applies them
+/// where no WebCluster exists): the children of the build under test
+/// (`BENCH_OPERATOR`), which may be another revision than this checkout's
+/// builder. `scratch` holds the input.
+pub fn rendered(operator: &Path, clusters: &[WebCluster], scratch: &Path) -> Res<Desired> {
     let input: String = clusters
         .iter()
         .map(|wc| format!("---{}", manifest(&wc.name_any(), &wc.namespace().unwrap_or_default())))
@@ -114,10 +83,15 @@ pub fn rendered(operator: &Path, clusters: &[WebCluster], scratch: &Path) -> Res
     let text = String::from_utf8_lossy(&output.stdout);
     let mut out = Vec::new();
     for doc in text.split("\n---").filter(|d| d.contains("kind:")) {
-        let head: Head = serde_saphyr::from_str(doc).map_err(|e| format!("render output: {e}"))?;
-        let (group, version) = head.api_version.rsplit_once('/').unwrap_or(("", &head.api_version));
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &head.kind));
-        out.push((head.kind, head.metadata.name, resource));
+        let mut object: Value = serde_saphyr::from_str(doc).map_err(|e| format!("render output: {e}"))?;
+        let field = |path: &str| object.pointer(path).and_then(Value::as_str).unwrap_or_default().to_string();
+        let (api_version, kind, name) = (field("/apiVersion"), field("/kind"), field("/metadata/name"));
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &kind));
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("ownerReferences");
+        }
+        out.push((kind, name, resource, object));
     }
     Ok(out)
 }
