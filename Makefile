@@ -15,6 +15,10 @@ cluster:
 	bash hack/cluster.sh up
 
 cluster-down:
+	@# Control planes of tests' own (tests/faults.rs: .cluster/faults) go too.
+	for dir in .cluster/*/kwok; do \
+	  if [[ -d "$$dir" ]]; then WEBCLUSTER_CLUSTER_DIR="$${dir%/kwok}" bash hack/cluster.sh down; fi; \
+	done
 	bash hack/cluster.sh down
 
 .PHONY: build generate render image
@@ -63,7 +67,7 @@ demo:
 
 demo-down:
 	-kill $$(cat .cluster/operator.pid) 2>/dev/null
-	bash hack/cluster.sh down
+	$(MAKE) cluster-down
 
 .PHONY: fuzz
 # Long fuzz run of render and the validator (tests/fuzz.rs; make test runs 500 inputs
