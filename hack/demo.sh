@@ -95,7 +95,15 @@ step 4 "building the operator"
 cargo build -q -j"${JOBS:-2}"
 step 5 "installing the CRD"
 kubectl apply --server-side --force-conflicts -f crds/webcluster.yaml >/dev/null
-kubectl wait --for condition=Established crd/webclusters.webcluster.io --timeout=60s >/dev/null
+# Polled, not `kubectl wait`: a CRD that has no conditions yet makes it fail at once.
+established() {
+  [[ "$(kubectl get crd webclusters.webcluster.io -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" == True ]]
+}
+deadline=$((SECONDS + 60))
+until established; do
+  ((SECONDS < deadline)) || { echo "the WebCluster CRD was not Established within 60 s" >&2; exit 1; }
+  sleep 0.2
+done
 step 6 "a fresh namespace $NAMESPACE and local volumes on the real node for its claims"
 if kubectl get namespace "$NAMESPACE" >/dev/null 2>&1; then
   say "deleting the previous demo (namespace $NAMESPACE and its volumes)"
