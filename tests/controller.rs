@@ -457,6 +457,12 @@ async fn an_idle_web_cluster_costs_no_writes() {
     let operator = Operator::start(ns.name()).await;
     kubectl_apply(ns.name(), "examples/roundcube.yaml");
     let api = ns.api::<WebCluster>();
+    // A cron run (`*/30` in the example) is news the status must record: the
+    // tasks are suspended so that the idle minute holds none, whatever the clock.
+    let mut jobs = api.get("roundcube").await.expect("the WebCluster").spec.jobs;
+    jobs.iter_mut().for_each(|job| job.suspend = true);
+    let patch = Patch::Merge(json!({"spec": {"jobs": jobs}}));
+    api.patch("roundcube", &PatchParams::default(), &patch).await.expect("suspending the cron tasks");
     wait_for_object(&api, "roundcube", "Ready with its final figures", READY_TIMEOUT, figures_final).await;
     operator.wait_quiet().await;
     let cluster_before = api.get("roundcube").await.expect("the WebCluster");

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, Pod};
@@ -394,10 +394,12 @@ fn ctr() -> (PathBuf, PathBuf) {
 
 /// Images (recipes of hack/images/) the node needs, imported into its
 /// containerd with `hack/node.sh import` unless every tag of theirs is there
-/// already; once per test process (later callers wait for the first).
+/// already. Callers take turns: each checks its own recipes (one process's
+/// tests ask for different sets).
 pub fn ensure_images(recipes: &[&str]) {
-    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    let done = DONE.get_or_init(|| {
+    static TURN: Mutex<()> = Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let done = (|| -> Result<(), String> {
         let run = |args: &[&str]| -> Result<String, String> {
             let output = Command::new(args[0])
                 .args(&args[1..])
@@ -438,7 +440,7 @@ pub fn ensure_images(recipes: &[&str]) {
             (false, Err(e)) => Err(e),
             (false, Ok(_)) => Err(format!("still missing after the import: {after:?}")),
         }
-    });
+    })();
     if let Err(e) = done {
         panic!("importing images into the real node: {e}");
     }
