@@ -12,6 +12,8 @@
 mod harness;
 #[path = "data_services/loopback.rs"]
 mod loopback;
+#[path = "data_services/safety.rs"]
+mod safety;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -85,10 +87,19 @@ impl Database {
         let tmp = TempDir::new(&engine_name(engine));
         let files = rendered.config_map("t-db-config");
         let expected: &[&str] = match engine {
-            Engine::Postgresql => &["common.sh", "pg_hba.conf", "postgresql.conf", "probe.sh", "start.sh"],
-            Engine::Mariadb => &["common.sh", "my.cnf", "probe.sh", "start.sh"],
+            Engine::Postgresql => &["common.sh", "peers", "pg_hba.conf", "postgresql.conf", "probe.sh", "start.sh"],
+            Engine::Mariadb => &["common.sh", "my.cnf", "peers", "probe.sh", "start.sh"],
         };
         assert_eq!(files.keys().map(String::as_str).collect::<Vec<_>>(), expected, "files of t-db-config");
+        let port = match engine {
+            Engine::Postgresql => 5432,
+            Engine::Mariadb => 3306,
+        };
+        assert_eq!(
+            files["peers"],
+            format!("t-db-1.t-db-hl.default.svc:{port}\nt-db-2.t-db-hl.default.svc:{port}\n"),
+            "the replicas' stable names"
+        );
         let config_dir = files_dir(&tmp, "config", &files);
         Self {
             engine,
@@ -127,6 +138,7 @@ impl Database {
         env.insert("DB_SOCKET_DIR".into(), run.display().to_string());
         env.insert("DB_CONFIG_DIR".into(), self.config_dir.display().to_string());
         env.insert("DB_WAIT_SECONDS".into(), "60".into());
+        env.insert("DB_HEAL_AFTER_SECONDS".into(), "20".into());
         env.insert("PATH".into(), self.path.clone());
         env
     }
@@ -146,11 +158,63 @@ impl Database {
         }
         let name = format!("{} t-db-{ordinal}", engine_name(self.engine));
         self.servers.insert(ordinal, server(&name, cmd, log));
+        self.write_peers();
     }
 
     /// Stops pod `ordinal` like Kubernetes does; true when it shut down on SIGTERM.
     fn stop(&mut self, ordinal: usize) -> bool {
-        self.servers.remove(&ordinal).is_none_or(|mut server| server.stop(Duration::from_secs(30)))
+        let stopped = self.servers.remove(&ordinal).is_none_or(|mut server| server.stop(Duration::from_secs(30)));
+        self.write_peers();
+        stopped
+    }
+
+    /// The `peers` file as pod 0 sees it through DNS: a replica's name
+    /// resolves while its pod exists (here: while it runs), at its loopback port.
+    fn write_peers(&mut self) {
+        let running: Vec<usize> = self.servers.keys().copied().filter(|&o| o > 0).collect();
+        let peers: String = running.into_iter().map(|o| format!("127.0.0.1:{}\n", self.port(o))).collect();
+        let path = self.config_dir.join("peers");
+        let tmp = self.config_dir.join(".peers.tmp");
+        std::fs::write(&tmp, peers).expect("write peers");
+        std::fs::rename(&tmp, &path).expect("rename peers");
+    }
+
+    /// Appends settings to a configuration file (before the pods start).
+    fn append_config(&mut self, file: &str, text: &str) {
+        let path = self.config_dir.join(file);
+        let mut content = std::fs::read_to_string(&path).expect("read config");
+        content.push_str(text);
+        std::fs::write(&path, content).expect("write config");
+    }
+
+    /// Empties pod `ordinal`'s data folder, as a lost or replaced claim does.
+    fn wipe(&mut self, ordinal: usize) {
+        let data = self.tmp.join(format!("t-db-{ordinal}")).join("data");
+        std::fs::remove_dir_all(&data).expect("remove data");
+        owned_dir(&self.tmp, &format!("t-db-{ordinal}/data"));
+    }
+
+    /// Everything pod `ordinal` logged so far (over its restarts).
+    fn log_text(&self, ordinal: usize) -> String {
+        std::fs::read_to_string(self.tmp.join(format!("t-db-{ordinal}.log"))).unwrap_or_default()
+    }
+
+    /// Waits until pod `ordinal`'s log has a line containing `needle`; returns it.
+    fn wait_log(&mut self, ordinal: usize, needle: &str, timeout: Duration) -> String {
+        let mut found = None;
+        wait_until(timeout, Duration::from_millis(300), || {
+            found = self.log_text(ordinal).lines().find(|l| l.contains(needle)).map(str::to_string);
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!("t-db-{ordinal} logs no \"{needle}\" within {timeout:?}:\n{}", self.log_tail(ordinal))
+        })
+    }
+
+    /// Asserts pod `ordinal`'s probe fails at every try for `period`.
+    fn assert_never_ready(&mut self, ordinal: usize, period: Duration) {
+        let ready = wait_until(period, Duration::from_millis(500), || self.probe(ordinal).0);
+        assert!(!ready, "t-db-{ordinal} is ready:\n{}", self.log_tail(ordinal));
     }
 
     fn probe(&mut self, ordinal: usize) -> (bool, String) {
@@ -464,7 +528,33 @@ fn primary_and_replicas(engine: Engine) {
     let mut logs = db.logs.clone();
     logs.sort();
     assert_no_secrets(&logs, &db.rendered.secrets);
+    if engine == Engine::Mariadb {
+        assert_no_secret_in_binary_logs(&db);
+    }
     report(&format!("{} scenario took {:.1} s", engine_name(engine), started.elapsed().as_secs_f64()));
+}
+
+/// Issue 20, finding 6: no generated password in any pod's binary or relay
+/// log (the users replicate with their password hashes).
+fn assert_no_secret_in_binary_logs(db: &Database) {
+    let mut checked = 0;
+    for ordinal in 0..4 {
+        let dir = db.tmp.join(format!("t-db-{ordinal}/data/mysql"));
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("mariadb-bin.0") || name.starts_with("mariadb-relay-bin.0")) {
+                continue;
+            }
+            let bytes = std::fs::read(entry.path()).expect("read a binary log");
+            for secret in &db.rendered.secrets {
+                let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!found, "t-db-{ordinal}'s {name} holds a generated password in clear");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "binary and relay logs checked: {checked}");
+    report(&format!("mariadb: no generated password in {checked} binary and relay logs"));
 }
 
 #[test]

@@ -66,8 +66,11 @@ fn data_dir(engine: DatabaseEngine) -> &'static str {
     }
 }
 
-/// The files of the database ConfigMap: start script, readiness probe, configuration.
-pub fn config_files(engine: DatabaseEngine) -> BTreeMap<String, String> {
+/// The files of the database ConfigMap: start script, readiness probe,
+/// configuration, and `peers`: the replicas' stable names (`host:port` a
+/// line), which pod 0 asks before it initialises an empty data directory.
+/// A file rather than an environment variable, so scaling restarts no pod.
+pub fn config_files(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> BTreeMap<String, String> {
     let files: &[(&str, &str)] = match engine {
         DatabaseEngine::Postgresql => &[
             ("common.sh", include_str!("scripts/common.sh")),
@@ -83,7 +86,19 @@ pub fn config_files(engine: DatabaseEngine) -> BTreeMap<String, String> {
             ("my.cnf", include_str!("scripts/my.cnf")),
         ],
     };
-    files.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    let mut files: BTreeMap<String, String> = files.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    files.insert("peers".into(), peers(parent, engine, managed));
+    files
+}
+
+fn peers(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> String {
+    let headless = names::database_headless(parent.name);
+    (1..managed.pods())
+        .map(|ordinal| {
+            let pod = names::database_pod(parent.name, ordinal);
+            format!("{}:{}\n", parent.pod_host(&pod, &headless), port(engine))
+        })
+        .collect()
 }
 
 /// The managed database's objects (none for an external database).
@@ -94,7 +109,7 @@ pub fn objects(parent: &Parent) -> Vec<Child> {
     vec![
         ConfigMap {
             metadata: parent.meta(names::database_config(parent.name), Component::Database, engine_name(engine)),
-            data: Some(config_files(engine)),
+            data: Some(config_files(parent, engine, managed)),
             ..ConfigMap::default()
         }
         .into(),
@@ -183,9 +198,19 @@ fn script_env(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase
 fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> Container {
     let db_port = port(engine);
     let script = |name: &str| vec!["/bin/sh".to_string(), format!("{CONFIG_DIR}/{name}")];
-    let mut startup = tcp_probe(db_port, 10);
+    let liveness = match engine {
+        DatabaseEngine::Postgresql => tcp_probe(db_port, 10),
+        // A bare TCP connection makes MariaDB log "Aborted connection" at every probe.
+        DatabaseEngine::Mariadb => Probe {
+            exec: Some(ExecAction { command: Some([script("probe.sh"), vec!["live".into()]].concat()) }),
+            period_seconds: Some(10),
+            timeout_seconds: Some(5),
+            failure_threshold: Some(3),
+            ..Probe::default()
+        },
+    };
     // A new replica copies the primary's data before it listens: allow an hour.
-    startup.failure_threshold = Some(360);
+    let startup = Probe { failure_threshold: Some(360), ..liveness.clone() };
     Container {
         name: names::DATABASE_CONTAINER.into(),
         image: Some(managed.image.clone().unwrap_or_else(|| default_image(engine).into())),
@@ -204,7 +229,7 @@ fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase)
             failure_threshold: Some(2),
             ..Probe::default()
         }),
-        liveness_probe: Some(tcp_probe(db_port, 10)),
+        liveness_probe: Some(liveness),
         resources: Some(managed.resources.clone().unwrap_or_else(default_resources)),
         volume_mounts: Some(vec![
             VolumeMount {

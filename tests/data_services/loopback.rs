@@ -17,7 +17,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Probe};
 use rand::Rng;
 use webcluster::desired::credentials::ALPHABET;
 use webcluster::desired::{Child as Object, Plan};
@@ -92,6 +92,12 @@ impl Rendered {
     pub fn pod_env(&self, stateful_set: &str, pod: &str) -> BTreeMap<String, String> {
         let container = self.first_container("StatefulSet", stateful_set);
         container.env.unwrap_or_default().iter().map(|var| (var.name.clone(), self.resolve(var, pod))).collect()
+    }
+
+    /// The liveness probe of a StatefulSet's first container.
+    pub fn liveness_probe(&self, stateful_set: &str) -> Probe {
+        let container = self.first_container("StatefulSet", stateful_set);
+        container.liveness_probe.unwrap_or_else(|| panic!("{stateful_set} has no liveness probe"))
     }
 
     /// A literal environment variable of the app Deployment.

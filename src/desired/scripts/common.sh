@@ -1,4 +1,4 @@
-# Shared by the database start scripts (sourced, not run).
+# Shared by the database start and probe scripts (sourced, not run).
 
 log() { echo "webcluster-db: $*" >&2; }
 
@@ -12,4 +12,67 @@ wait_server() {
     wait "$pid" || status=$?
   fi
   exit "$status"
+}
+
+# Sleeps $1 seconds, cut short by a trapped signal (sets $stopping).
+pause() {
+  sleep "$1" &
+  wait $! || true
+}
+
+# A pod 0 whose data directory is empty initialises a new primary only when
+# no replica holds data: it asks every peer of $DB_CONFIG_DIR/peers (the
+# replicas' stable names, host:port a line) with peer_identity (of the
+# engine's script: prints "<position> <identity>" of a peer with data, nothing
+# for a peer without, fails when it does not answer). A name that does not
+# resolve is a pod that does not exist; one that resolves but does not answer
+# may hold data, so the primary waits for it. Returns once initialising is
+# safe, or once the primary copied the most advanced replica (restore_from of
+# the engine's script) because the user asked for it with the file
+# $DB_DATA_DIR/webcluster-restore (docs/database.md).
+guard_empty_primary() {
+  while :; do
+    holders=0 silent=0 best= best_position=-1
+    while IFS= read -r peer || [ -n "$peer" ]; do
+      case "$peer" in '' | '#'*) continue ;; esac
+      host=${peer%:*} port=${peer##*:}
+      getent hosts "$host" >/dev/null 2>&1 || continue
+      if ! identity=$(peer_identity "$host" "$port"); then
+        log "waiting for replica $host to answer before initialising an empty primary (it may hold data)"
+        silent=$((silent + 1))
+        continue
+      fi
+      [ -n "$identity" ] || continue
+      holders=$((holders + 1))
+      log "REFUSING to initialise an empty primary: replica $host holds data (${identity#* }). The data directory of $DB_POD_NAME is empty (its volume claim was lost or replaced); see docs/database.md (Recovering an empty primary)"
+      if [ "${identity%% *}" -gt "$best_position" ]; then
+        best="$host $port" best_position=${identity%% *}
+      fi
+    done <"$DB_CONFIG_DIR/peers"
+    [ "$holders" -gt 0 ] || [ "$silent" -gt 0 ] || return 0
+    if [ "$holders" -gt 0 ] && [ "$silent" -eq 0 ] && [ -e "$DB_DATA_DIR/webcluster-restore" ]; then
+      log "restoring the primary from the most advanced replica ${best% *} (position $best_position), as $DB_DATA_DIR/webcluster-restore asks"
+      # shellcheck disable=SC2086 # host and port
+      restore_from $best
+      rm -f "$DB_DATA_DIR/webcluster-restore"
+      return 0
+    fi
+    pause 15
+  done
+}
+
+# Replica lag from positions: a number the primary's position and a
+# replica's only grow by. The probe records the primary's position as
+# "<epoch> <position>" while the replica follows it; the replica's lag is how
+# long ago the newest recorded position it has replayed was read (so an idle
+# primary means no lag, a stalled stream a growing one). Prints the lag in
+# seconds, or nothing when it has replayed no position of the last max
+# seconds. Usage: lag_seconds FILE NOW REPLAYED MAX
+lag_seconds() {
+  [ -e "$1" ] || return 0
+  awk -v now="$2" -v replayed="$3" -v max="$4" -v keep="$1.new" '
+    now - $1 <= max { print > keep; if ($2 + 0 <= replayed + 0 && $1 > best) best = $1 }
+    END { close(keep); if (best != "") print now - best }
+  ' "$1"
+  mv -f "$1.new" "$1" 2>/dev/null || rm -f "$1"
 }

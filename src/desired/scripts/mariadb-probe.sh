@@ -1,10 +1,22 @@
 #!/bin/sh
-# Readiness of a MariaDB pod. The primary is ready when it accepts writes
-# (read_only off); a replica while its IO and SQL threads run and it is at
-# most DB_MAX_LAG_SECONDS behind the primary.
+# Readiness of a MariaDB pod (`probe.sh live`: liveness, an authenticated ping
+# that leaves no warning in the server's log). The primary is ready when it
+# accepts writes (read_only off). A replica is ready while the data it has
+# applied is at most DB_MAX_LAG_SECONDS older than the primary's: each probe
+# reads the primary's GTID position while both replication threads run, and
+# the lag is the age of the newest position read that the replica has applied
+# (common.sh, lag_seconds). So a replica is ready only once it has caught up
+# since it started, and while the primary restarts the replicas keep serving
+# reads for up to DB_MAX_LAG_SECONDS after they last caught up.
 set -eu
 # Bounded by itself: a stopped or hung server must fail the probe, not hang it
 # (a runtime may not end an exec probe whose children hold its output open).
+if [ "${1:-}" = live ]; then
+  MYSQL_PWD="${DB_SUPERUSER_PASSWORD:?}" exec mariadb-admin --protocol=socket -S "${DB_SOCKET_DIR:?}/mariadb.sock" \
+    -uroot --connect-timeout=3 ping >/dev/null
+fi
+# shellcheck source=common.sh
+. "${DB_CONFIG_DIR:?}/common.sh"
 client() {
   MYSQL_PWD="${DB_SUPERUSER_PASSWORD:?}" mariadb --protocol=socket -S "${DB_SOCKET_DIR:?}/mariadb.sock" -uroot \
     --connect-timeout=3 "$@"
@@ -16,10 +28,24 @@ if [ "${DB_POD_NAME:?}" = "${DB_PRIMARY_POD:?}" ]; then
   [ "$(sql 'SELECT @@read_only')" = "0" ] || { echo "primary is read-only" >&2; exit 1; }
   exit 0
 fi
+# The sequence number of domain $1 in the GTID list $2 (0 when absent).
+sequence() {
+  printf '%s\n' "$2" | tr ',' '\n' | sed -n "s/^ *$1-[0-9]*-\([0-9]*\) *$/\1/p" | sort -n | tail -n 1 | grep . || echo 0
+}
+now=$(date +%s)
+positions="$DB_SOCKET_DIR/primary-positions"
 status=$(client -e 'SHOW SLAVE STATUS\G')
 field() { printf '%s\n' "$status" | sed -n "s/^ *$1: //p"; }
-[ "$(field Slave_IO_Running)" = "Yes" ] || { echo "replication IO thread is not running" >&2; exit 1; }
-[ "$(field Slave_SQL_Running)" = "Yes" ] || { echo "replication SQL thread is not running" >&2; exit 1; }
-behind=$(field Seconds_Behind_Master)
-case "$behind" in ''|NULL) echo "replication lag unknown" >&2; exit 1 ;; esac
-[ "$behind" -le "${DB_MAX_LAG_SECONDS:?}" ] || { echo "replica is ${behind}s behind the primary" >&2; exit 1; }
+running="IO $(field Slave_IO_Running), SQL $(field Slave_SQL_Running)"
+if [ "$running" = "IO Yes, SQL Yes" ] && primary=$(MYSQL_PWD="${DB_REPLICATION_PASSWORD:?}" mariadb \
+  -h "${DB_PRIMARY_HOST:?}" -P "${DB_PRIMARY_PORT:-${DB_PORT:?}}" -u"${DB_REPLICATION_USER:?}" --connect-timeout=3 \
+  -N -B -e 'SELECT @@gtid_domain_id, @@gtid_binlog_pos' 2>/dev/null); then
+  # shellcheck disable=SC2086 # the domain and the position, split at the tab
+  set -- $primary
+  echo "$now $(sequence "$1" "${2:-}")" >>"$positions"
+  printf '%s\n' "$1" >"$DB_SOCKET_DIR/primary-domain"
+fi
+domain=$(cat "$DB_SOCKET_DIR/primary-domain" 2>/dev/null || echo 0)
+applied=$(sequence "$domain" "$(sql 'SELECT @@gtid_slave_pos')")
+lag=$(lag_seconds "$positions" "$now" "$applied" "${DB_MAX_LAG_SECONDS:?}")
+[ -n "$lag" ] || { echo "replica has not caught up with the primary within ${DB_MAX_LAG_SECONDS}s (replication threads: $running)" >&2; exit 1; }

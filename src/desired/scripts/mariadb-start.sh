@@ -2,7 +2,8 @@
 # Starts one MariaDB pod of a WebCluster: the primary (binary log with GTID;
 # users and database re-applied on every start) or a read-only replica that
 # follows it with MASTER_USE_GTID (seeded from a dump of the primary when its
-# data is empty, so a replica added later catches up).
+# data is empty, so a replica added later catches up; seeded again when the
+# primary no longer has the binary log it needs).
 # Needs: DB_POD_NAME DB_PRIMARY_POD DB_PRIMARY_HOST DB_PORT DB_DATA_DIR
 #        DB_CONFIG_DIR DB_SOCKET_DIR DB_NAME DB_USER DB_PASSWORD
 #        DB_SUPERUSER_PASSWORD DB_REPLICATION_USER DB_REPLICATION_PASSWORD
@@ -17,10 +18,16 @@ PRIMARY_PORT="${DB_PRIMARY_PORT:-$DB_PORT}"
 # server_id must differ per pod: 1 + the StatefulSet ordinal.
 ORDINAL="${DB_POD_NAME##*-}"
 SERVER_ID=$((ORDINAL + 1))
+# The cluster's GTID domain, drawn at random when a primary is initialised:
+# the transactions of another initialisation never carry the same GTIDs, so a
+# replica cannot take them for the next ones of its own history.
+DOMAIN_FILE="$DATADIR/webcluster-gtid-domain"
 
 WAIT_SECONDS="${DB_WAIT_SECONDS:-300}"
 # Written once the primary's users and database are applied; the probe needs it.
 CONFIGURED="$DB_SOCKET_DIR/primary-configured"
+stopping=
+restore_peer=
 
 # shellcheck source=common.sh
 . "$DB_CONFIG_DIR/common.sh"
@@ -28,6 +35,37 @@ CONFIGURED="$DB_SOCKET_DIR/primary-configured"
 # Passwords go through MYSQL_PWD or stdin, never through arguments.
 local_sql() { MYSQL_PWD="$DB_SUPERUSER_PASSWORD" mariadb --protocol=socket -S "$SOCKET" -uroot "$@"; }
 fresh_sql() { MYSQL_PWD='' mariadb --protocol=socket -S "$SOCKET" -uroot "$@"; }
+# $1 host, $2 port, then the client's arguments; 3 s to connect.
+remote_sql() {
+  host=$1 port=$2
+  shift 2
+  MYSQL_PWD="$DB_REPLICATION_PASSWORD" mariadb -h "$host" -P "$port" -u"$DB_REPLICATION_USER" --connect-timeout=3 "$@"
+}
+primary_value() { remote_sql "$DB_PRIMARY_HOST" "$PRIMARY_PORT" -N -B -e "$1"; }
+
+# Used by guard_empty_primary: a replica answers the replication user once it
+# holds the primary's users (seeded); before, it refuses it (error 1045).
+# Prints the sequence number it has reached and its GTID position.
+peer_identity() {
+  if out=$(remote_sql "$1" "$2" -N -B -e 'SELECT @@gtid_slave_pos' 2>&1); then
+    echo "$(printf '%s\n' "${out:-0-0-0}" | sed 's/,.*//; s/.*-//') GTID position ${out:-empty}"
+    return 0
+  fi
+  case "$out" in *"ERROR 1045"*) return 0 ;; esac
+  return 1
+}
+
+# Used by guard_empty_primary: the primary is loaded with a copy of a replica
+# once its server runs (restore_primary) and continues its GTID history.
+restore_from() { restore_peer="$1 $2"; }
+restore_primary() {
+  # shellcheck disable=SC2086 # host and port
+  set -- $restore_peer
+  position=$(remote_sql "$1" "$2" -N -B -e 'SELECT @@gtid_slave_pos')
+  copy_databases "$1" "$2"
+  printf '%s\n' "${position%%-*}" >"$DOMAIN_FILE"
+  local_sql -e "RESET MASTER; SET GLOBAL gtid_binlog_state = '$position'; SET GLOBAL gtid_domain_id = ${position%%-*};"
+}
 
 # Waits until the server answers; on fresh data root has no password yet.
 wait_local() {
@@ -42,7 +80,7 @@ wait_local() {
 
 wait_primary() {
   tries=0
-  until MYSQL_PWD="$DB_REPLICATION_PASSWORD" mariadb -h "$DB_PRIMARY_HOST" -P "$PRIMARY_PORT" -u"$DB_REPLICATION_USER" -e 'SELECT 1' >/dev/null 2>&1; do
+  until primary_value 'SELECT 1' >/dev/null 2>&1; do
     tries=$((tries + 1))
     [ "$tries" -lt "$WAIT_SECONDS" ] || { log "gave up waiting for the primary $DB_PRIMARY_HOST"; exit 1; }
     sleep 1
@@ -54,9 +92,9 @@ wait_primary() {
 start_server() {
   mariadbd --defaults-file="$DB_CONFIG_DIR/my.cnf" --datadir="$DATADIR" --socket="$SOCKET" \
     --port="$DB_PORT" --server-id="$SERVER_ID" --pid-file="$DB_SOCKET_DIR/mariadb.pid" \
-    --tmpdir="$DB_SOCKET_DIR" "$@" &
+    --tmpdir="$DB_SOCKET_DIR" --gtid-domain-id="$(cat "$DOMAIN_FILE" 2>/dev/null || echo 0)" "$@" &
   pid=$!
-  trap 'kill -TERM "$pid" 2>/dev/null || true' TERM INT
+  trap 'stopping=1; kill -TERM "$pid" 2>/dev/null || true' TERM INT
   wait_local
 }
 
@@ -73,75 +111,157 @@ ALTER USER root@localhost IDENTIFIED BY '$DB_SUPERUSER_PASSWORD';
 SQL
 }
 
-# Idempotent: runs on every primary start so password or user changes take effect.
+# The hash of a password (the statement is not binary-logged).
+password_hash() { printf "SELECT PASSWORD('%s');\n" "$1" | local_sql -N -B; }
+
+# Idempotent: runs on every primary start so password or user changes take
+# effect. The users replicate with their password hashes: no clear password
+# reaches the binary log, so none reaches a replica's relay or binary log.
 configure_primary() {
+  app_hash=$(password_hash "$DB_PASSWORD")
+  repl_hash=$(password_hash "$DB_REPLICATION_PASSWORD")
   local_sql <<SQL
 SET sql_log_bin = 0;
 ALTER USER root@localhost IDENTIFIED BY '$DB_SUPERUSER_PASSWORD';
 SET sql_log_bin = 1;
 CREATE DATABASE IF NOT EXISTS \`$DB_NAME\`;
-CREATE USER IF NOT EXISTS '$DB_USER'@'%' IDENTIFIED BY '$DB_PASSWORD';
-ALTER USER '$DB_USER'@'%' IDENTIFIED BY '$DB_PASSWORD';
+CREATE USER IF NOT EXISTS '$DB_USER'@'%' IDENTIFIED BY PASSWORD '$app_hash';
+ALTER USER '$DB_USER'@'%' IDENTIFIED BY PASSWORD '$app_hash';
 GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$DB_USER'@'%';
-CREATE USER IF NOT EXISTS '$DB_REPLICATION_USER'@'%' IDENTIFIED BY '$DB_REPLICATION_PASSWORD';
-ALTER USER '$DB_REPLICATION_USER'@'%' IDENTIFIED BY '$DB_REPLICATION_PASSWORD';
+CREATE USER IF NOT EXISTS '$DB_REPLICATION_USER'@'%' IDENTIFIED BY PASSWORD '$repl_hash';
+ALTER USER '$DB_REPLICATION_USER'@'%' IDENTIFIED BY PASSWORD '$repl_hash';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, SLAVE MONITOR, BINLOG MONITOR, SELECT, RELOAD, SHOW VIEW, EVENT, TRIGGER, LOCK TABLES ON *.* TO '$DB_REPLICATION_USER'@'%';
 SQL
 }
 
-# A new replica copies the primary's data with its GTID position, then follows
+# A replica copies the primary's data with its GTID position, then follows
 # it. The copy is not binary-logged here, so this replica's binary log holds
 # only the primary's transactions (gtid_strict_mode) and the dump's
-# gtid_slave_pos does not conflict with it.
+# gtid_slave_pos does not conflict with it. Seeding again first drops the
+# databases of the previous copy.
 seed_replica() {
   log "seeding from a dump of the primary $DB_PRIMARY_HOST"
-  seed="$DB_SOCKET_DIR/seed.sql"
-  MYSQL_PWD="$DB_REPLICATION_PASSWORD" mariadb-dump -h "$DB_PRIMARY_HOST" -P "$PRIMARY_PORT" \
-    -u"$DB_REPLICATION_USER" --all-databases --single-transaction --gtid --master-data=1 \
-    --routines --events --triggers > "$seed.part"
-  mv "$seed.part" "$seed"
+  rm -f "$DATADIR/webcluster-seeded"
   local_sql -e 'STOP SLAVE' 2>/dev/null || true
   local_sql -e 'RESET SLAVE ALL; RESET MASTER;'
+  copy_databases "$DB_PRIMARY_HOST" "$PRIMARY_PORT" --gtid --master-data=1
+  : >"$DATADIR/webcluster-seeded"
+}
+
+# Replaces this server's databases with a dump of server $1:$2 (further
+# arguments: for the dump), not binary-logged.
+copy_databases() {
+  host=$1 port=$2
+  shift 2
+  seed="$DB_SOCKET_DIR/seed.sql"
+  MYSQL_PWD="$DB_REPLICATION_PASSWORD" mariadb-dump -h "$host" -P "$port" -u"$DB_REPLICATION_USER" \
+    --all-databases --single-transaction --routines --events --triggers "$@" >"$seed.part"
+  mv "$seed.part" "$seed"
+  local_sql -N -B -e "SELECT schema_name FROM information_schema.schemata
+    WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')" |
+    while IFS= read -r db; do local_sql -e "SET sql_log_bin = 0; DROP DATABASE \`$db\`"; done
   { echo 'SET sql_log_bin = 0;'; cat "$seed"; } | local_sql
   rm -f "$seed"
   # The dump replaced the users with the primary's, whose root password is the same.
   local_sql -e 'FLUSH LOCAL PRIVILEGES'
 }
 
+# Why this replica's GTID position is not in the primary's history (nothing
+# when it is): each of its domains must be one the primary has written, up to
+# at least the same sequence number. Fails when the primary does not answer.
+foreign_position() {
+  theirs=$(primary_value 'SELECT @@gtid_binlog_state') || return 1
+  mine=$(local_sql -N -B -e 'SELECT @@gtid_slave_pos')
+  printf '%s\n%s\n' "$mine" "$theirs" | awk -F, '
+    { gsub(/ /, "") }
+    NR == 1 { for (i = 1; i <= NF; i++) if ($i != "") own[++n] = $i; next }
+    { for (i = 1; i <= NF; i++) if (split($i, g, "-") == 3 && (!(g[1] in top) || g[3] + 0 > top[g[1]])) top[g[1]] = g[3] + 0 }
+    END {
+      for (i = 1; i <= n; i++) {
+        split(own[i], g, "-")
+        if (!(g[1] in top)) { print "the primary never wrote GTID domain " g[1] " (this replica is at " own[i] ")"; exit }
+        if (top[g[1]] < g[3] + 0) { print "this replica is at " own[i] ", ahead of the primary"; exit }
+      }
+    }'
+}
+
+refuse_primary() {
+  log "REFUSING to follow the primary: $1; its data is another history than this replica's, which keeps its data and stays not ready. See docs/database.md (Recovering an empty primary)"
+}
+
 follow_primary() {
+  domain=$(primary_value 'SELECT @@gtid_domain_id')
+  printf '%s\n' "$domain" >"$DOMAIN_FILE"
   local_sql -e 'STOP SLAVE' 2>/dev/null || true
   local_sql <<SQL
+SET GLOBAL gtid_domain_id = $domain;
 CHANGE MASTER TO MASTER_HOST='$DB_PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT,
   MASTER_USER='$DB_REPLICATION_USER', MASTER_PASSWORD='$DB_REPLICATION_PASSWORD',
   MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5;
 START SLAVE;
 SQL
+  log "replica following $DB_PRIMARY_HOST"
+}
+
+# While the server runs: a replica the primary refuses because it no longer
+# has the binary log of the replica's position (error 1236) is seeded again
+# when that position is in the primary's history, and held otherwise.
+watch_replica() {
+  while [ -z "$stopping" ] && kill -0 "$pid" 2>/dev/null; do
+    pause 5
+    [ -z "$stopping" ] || break
+    status=$(local_sql -e 'SHOW SLAVE STATUS\G' 2>/dev/null) || continue
+    [ "$(printf '%s\n' "$status" | sed -n 's/^ *Last_IO_Errno: //p')" = 1236 ] || continue
+    why=$(foreign_position) || continue
+    if [ -n "$why" ]; then
+      refuse_primary "$why"
+      local_sql -e 'STOP SLAVE' || true
+      continue
+    fi
+    log "re-seeding: the primary no longer has what this replica needs ($(printf '%s\n' "$status" | sed -n 's/^ *Last_IO_Error: //p'))"
+    seed_replica
+    follow_primary
+  done
 }
 
 mkdir -p "$DB_DATA_DIR" "$DB_SOCKET_DIR"
-rm -f "$CONFIGURED"
+# The probe's record of the primary's positions: a replica is ready only once
+# it has caught up since this start.
+rm -f "$CONFIGURED" "$DB_SOCKET_DIR/primary-positions"
 fresh=false
 if [ ! -d "$DATADIR/mysql" ]; then
+  [ "$DB_POD_NAME" != "$DB_PRIMARY_POD" ] || guard_empty_primary
   log "initialising $DATADIR"
   rm -rf "$DATADIR"
   # Its own tmpdir: servers sharing /tmp (tests on one host) clash on temporary table names.
   mariadb-install-db --no-defaults --datadir="$DATADIR" --auth-root-authentication-method=normal \
     --skip-test-db --skip-name-resolve --skip-log-bin --tmpdir="$DB_SOCKET_DIR" >/dev/null
   fresh=true
+  if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ] && [ -z "$restore_peer" ]; then
+    # 1 to 2^31: domain 0 is the one data from before this script keeps.
+    echo $(($(od -An -N4 -tu4 /dev/urandom) % 2147483647 + 1)) >"$DOMAIN_FILE"
+  fi
 fi
 if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then
   start_server --read-only=OFF
   [ "$fresh" = false ] || secure_root
+  [ -z "$restore_peer" ] || restore_primary
   configure_primary
-  : > "$CONFIGURED"
-  log "primary ready on port $DB_PORT"
+  : >"$CONFIGURED"
+  log "primary ready on port $DB_PORT (GTID domain $(local_sql -N -B -e 'SELECT @@gtid_domain_id'))"
 else
   start_server --read-only=ON
   [ "$fresh" = false ] || secure_root
   wait_primary
   # A replica whose seeding was interrupted has no seed marker yet: seed again.
-  [ -e "$DATADIR/webcluster-seeded" ] || { seed_replica; : > "$DATADIR/webcluster-seeded"; }
-  follow_primary
-  log "replica following $DB_PRIMARY_HOST"
+  if [ ! -e "$DATADIR/webcluster-seeded" ]; then
+    seed_replica
+    follow_primary
+  elif why=$(foreign_position) && [ -n "$why" ]; then
+    refuse_primary "$why"
+  else
+    follow_primary
+  fi
+  watch_replica
 fi
 wait_server

@@ -1,12 +1,19 @@
 #!/bin/sh
 # Readiness of a PostgreSQL pod. The primary is ready when it accepts writes
-# (configured by start.sh, not in recovery, not read-only);
-# a replica while it streams from the primary and its replay lag is within
-# DB_MAX_LAG_SECONDS (no lag counts while it has replayed all it received).
+# (configured by start.sh, not in recovery, not read-only). A replica is
+# ready while the data it has replayed is at most DB_MAX_LAG_SECONDS older
+# than the primary's: each probe reads the primary's current WAL position
+# while the replica streams, and the lag is the age of the newest position
+# read that the replica has replayed (common.sh, lag_seconds). So a replica
+# is ready only once it has caught up since it started, an idle primary is
+# no lag, a stalled stream is, and while the primary restarts the replicas
+# keep serving reads for up to DB_MAX_LAG_SECONDS after they last caught up.
 set -eu
 # Bounded by itself: a stopped or hung server must fail the probe, not hang it
 # (a runtime may not end an exec probe whose children hold its output open).
 export PGCONNECT_TIMEOUT=3 PGOPTIONS="-c statement_timeout=3000"
+# shellcheck source=common.sh
+. "${DB_CONFIG_DIR:?}/common.sh"
 query() {
   psql -X -tA -h "${DB_SOCKET_DIR:?}" -p "${DB_PORT:?}" -U postgres -d postgres -c "$1"
 }
@@ -17,8 +24,14 @@ if [ "${DB_POD_NAME:?}" = "${DB_PRIMARY_POD:?}" ]; then
     || { echo "primary does not accept writes" >&2; exit 1; }
   exit 0
 fi
+now=$(date +%s)
+positions="$DB_SOCKET_DIR/primary-positions"
+replayed=$(query "SELECT COALESCE(pg_last_wal_replay_lsn() - '0/0', -1)")
 streaming=$(query "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")
-[ "$streaming" = "1" ] || { echo "replica is not streaming from the primary" >&2; exit 1; }
-lag=$(query "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-  ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::int, 0) END")
-[ "$lag" -le "${DB_MAX_LAG_SECONDS:?}" ] || { echo "replica lags ${lag}s behind the primary" >&2; exit 1; }
+if [ "$streaming" = "1" ] && current=$(PGPASSFILE="$DB_SOCKET_DIR/.pgpass" psql -X -tA -w \
+  "host=${DB_PRIMARY_HOST:?} port=${DB_PRIMARY_PORT:-$DB_PORT} user=${DB_REPLICATION_USER:?} dbname=postgres" \
+  -c "SELECT pg_current_wal_lsn() - '0/0'" 2>/dev/null); then
+  echo "$now $current" >>"$positions"
+fi
+lag=$(lag_seconds "$positions" "$now" "$replayed" "${DB_MAX_LAG_SECONDS:?}")
+[ -n "$lag" ] || { echo "replica has not caught up with the primary within ${DB_MAX_LAG_SECONDS}s (streaming: $streaming)" >&2; exit 1; }
