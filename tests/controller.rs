@@ -286,7 +286,8 @@ spec:
   app:
     image: "blog:1"
     replicas: 2
-    migration: {command: [migrate]}
+    # No retry: the first failed pod fails the migration (the default retries 6 times).
+    migration: {command: [migrate], backoffLimit: 0}
   database: {engine: postgresql, managed: {replicas: 1}}
   jobs:
     - {name: cleanup, schedule: "*/5 * * * *", command: [cleanup]}

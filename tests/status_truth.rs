@@ -259,7 +259,7 @@ async fn a_refused_change_and_a_failed_migration_read_failed() {
     // The test cluster's kwok stages fail pods carrying this label.
     let blog = web_cluster(
         "blog",
-        "  app:\n    image: 'blog:1'\n    migration: {command: [migrate]}\n    pod: {labels: {webcluster.test/fail: \"true\"}}\n",
+        "  app:\n    image: 'blog:1'\n    migration: {command: [migrate], backoffLimit: 0}\n    pod: {labels: {webcluster.test/fail: \"true\"}}\n",
     );
     apply_yaml(&ns, &blog).await;
     wait_ready(&ns.api::<WebCluster>(), "wiki").await;

@@ -325,10 +325,21 @@ pub struct Migration {
     #[serde(default = "default_migration_deadline")]
     #[schemars(range(min = 1, max = 86400))]
     pub active_deadline_seconds: i64,
+    /// Retries of a failed migration pod before the migration counts as failed.
+    /// Kubernetes waits 10 s, 20 s, 40 s, ... between them, so start-up races
+    /// (the database Service's endpoints, a NetworkPolicy enforcer that has not
+    /// yet admitted the new pod) heal within the deadline.
+    #[serde(default = "default_migration_backoff_limit")]
+    #[schemars(range(min = 0, max = 20))]
+    pub backoff_limit: i32,
 }
 
 fn default_migration_deadline() -> i64 {
     600
+}
+
+fn default_migration_backoff_limit() -> i32 {
+    6
 }
 
 /// The load balancer entry.

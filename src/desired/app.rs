@@ -208,7 +208,13 @@ fn migration_job(parent: &Parent) -> Option<Child> {
     Some(
         Job {
             metadata: parent.meta(names::migration(parent.name, image), Component::Migration, parent.name),
-            spec: Some(run_once(parent, Component::Migration, container, 2, migration.active_deadline_seconds)),
+            spec: Some(run_once(
+                parent,
+                Component::Migration,
+                container,
+                migration.backoff_limit,
+                migration.active_deadline_seconds,
+            )),
             ..Job::default()
         }
         .into(),

@@ -190,3 +190,16 @@ fn zone_spread_merges_with_the_users_constraints() {
         "the user's zone rule replaces ours"
     );
 }
+
+fn migration_retries(yaml: &str) -> Option<i32> {
+    built(yaml).iter().find_map(|child| match child {
+        Child::Job(job) => job.spec.as_ref().and_then(|spec| spec.backoff_limit),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_migration_retries_start_up_races_unless_told_otherwise() {
+    assert_eq!(migration_retries("app: {image: a, migration: {command: [m]}}"), Some(6));
+    assert_eq!(migration_retries("app: {image: a, migration: {command: [m], backoffLimit: 0}}"), Some(0));
+}
