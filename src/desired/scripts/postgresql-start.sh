@@ -207,6 +207,14 @@ needs_clone() {
   return 1
 }
 
+# The slot is named in postgresql.auto.conf, not on the command line, so
+# ALTER SYSTEM can still change it (the real-node tests stop a stream that way).
+use_slot() {
+  conf="$PGDATA/postgresql.auto.conf"
+  { grep -v '^primary_slot_name' "$conf" 2>/dev/null || true; echo "primary_slot_name = '$SLOT'"; } >"$conf.new"
+  mv "$conf.new" "$conf"
+}
+
 run_replica() {
   write_passfile
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
@@ -223,7 +231,8 @@ run_replica() {
       start_server
       wait_server
     fi
-    start_server -c primary_conninfo="$conninfo" -c primary_slot_name="$SLOT"
+    use_slot
+    start_server -c primary_conninfo="$conninfo"
     log "replica following $DB_PRIMARY_HOST"
     needs_clone || wait_server
     kill -INT "$pid" 2>/dev/null || true
