@@ -209,8 +209,9 @@ fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase)
             ..Probe::default()
         },
     };
+    let mut startup = tcp_probe(db_port, 10);
     // A new replica copies the primary's data before it listens: allow an hour.
-    let startup = Probe { failure_threshold: Some(360), ..liveness.clone() };
+    startup.failure_threshold = Some(360);
     Container {
         name: names::DATABASE_CONTAINER.into(),
         image: Some(managed.image.clone().unwrap_or_else(|| default_image(engine).into())),
