@@ -31,6 +31,8 @@ pause() {
 # the engine's script) because the user asked for it with the file
 # $DB_DATA_DIR/webcluster-restore (docs/database.md).
 guard_empty_primary() {
+  # No list, no replicas (a pod run outside a WebCluster's StatefulSet).
+  [ -e "$DB_CONFIG_DIR/peers" ] || return 0
   while :; do
     holders=0 silent=0 best= best_position=-1
     while IFS= read -r peer || [ -n "$peer" ]; do
