@@ -199,18 +199,20 @@ fn probes_tell_the_truth(engine: Engine) {
     assert!(db.stop(0), "t-db-0 did not stop");
     db.start(0);
     let mut probes = 0;
-    while !db.probe(0).0 {
+    // Within the bound (less a margin for a slow probe) they must serve; a
+    // restart slower than that on a loaded machine only ends the check early.
+    while !db.probe(0).0 && down.elapsed() < max_lag - 3 * SECOND {
         for replica in [1, 2] {
             let (ok, out) = db.probe(replica);
-            assert!(ok, "t-db-{replica} not ready while the primary restarts: {out}");
+            assert!(
+                ok || down.elapsed() >= max_lag - 3 * SECOND,
+                "t-db-{replica} not ready {:.1} s into the primary's restart: {out}",
+                down.elapsed().as_secs_f64()
+            );
             probes += 1;
         }
     }
-    report(&format!(
-        "{} primary restart: replicas ready at all {probes} probes over {:.1} s",
-        engine_name(engine),
-        down.elapsed().as_secs_f64()
-    ));
+    db.wait_ready(0, READY_BOUND);
     // ...for at most the lag bound after they last caught up.
     assert!(db.stop(0), "t-db-0 did not stop");
     let down = Instant::now();
