@@ -189,6 +189,8 @@ refuse_primary() {
   log "REFUSING to follow the primary: $1; its data is another history than this replica's, which keeps its data and stays not ready. See docs/database.md (Recovering an empty primary)"
 }
 
+# Only the primary's domain is applied: a primary initialised anew while this
+# replica runs (another domain) sends nothing it would apply.
 follow_primary() {
   domain=$(primary_value 'SELECT @@gtid_domain_id')
   printf '%s\n' "$domain" >"$DOMAIN_FILE"
@@ -197,7 +199,7 @@ follow_primary() {
 SET GLOBAL gtid_domain_id = $domain;
 CHANGE MASTER TO MASTER_HOST='$DB_PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT,
   MASTER_USER='$DB_REPLICATION_USER', MASTER_PASSWORD='$DB_REPLICATION_PASSWORD',
-  MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5;
+  MASTER_USE_GTID=slave_pos, DO_DOMAIN_IDS=($domain), MASTER_CONNECT_RETRY=5;
 START SLAVE;
 SQL
   log "replica following $DB_PRIMARY_HOST"
@@ -211,17 +213,26 @@ watch_replica() {
     pause 5
     [ -z "$stopping" ] || break
     status=$(local_sql -e 'SHOW SLAVE STATUS\G' 2>/dev/null) || continue
-    [ "$(printf '%s\n' "$status" | sed -n 's/^ *Last_IO_Errno: //p')" = 1236 ] || continue
-    why=$(foreign_position) || continue
-    if [ -n "$why" ]; then
-      refuse_primary "$why"
-      local_sql -e 'STOP SLAVE' || true
+    theirs=$(primary_value 'SELECT @@gtid_domain_id' 2>/dev/null) || continue
+    if [ "$theirs" != "$domain" ]; then
+      why="the primary writes GTID domain $theirs, not $domain"
+    elif [ "$(printf '%s\n' "$status" | sed -n 's/^ *Last_IO_Errno: //p')" = 1236 ]; then
+      why=$(foreign_position) || continue
+      if [ -z "$why" ]; then
+        log "re-seeding: the primary no longer has what this replica needs ($(printf '%s\n' "$status" | sed -n 's/^ *Last_IO_Error: //p'))"
+        seed_replica
+        follow_primary
+        continue
+      fi
+    else
       continue
     fi
-    log "re-seeding: the primary no longer has what this replica needs ($(printf '%s\n' "$status" | sed -n 's/^ *Last_IO_Error: //p'))"
-    seed_replica
-    follow_primary
+    refuse_primary "$why"
+    # Held until the pod restarts, which checks again.
+    local_sql -e 'STOP SLAVE' || true
+    break
   done
+  wait_server
 }
 
 mkdir -p "$DB_DATA_DIR" "$DB_SOCKET_DIR"
@@ -259,6 +270,7 @@ else
     follow_primary
   elif why=$(foreign_position) && [ -n "$why" ]; then
     refuse_primary "$why"
+    wait_server
   else
     follow_primary
   fi
