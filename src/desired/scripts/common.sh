@@ -28,8 +28,9 @@ pause() {
 # resolve is a pod that does not exist; one that resolves but does not answer
 # may hold data, so the primary waits for it. Returns once initialising is
 # safe, or once the primary copied the most advanced replica (restore_from of
-# the engine's script) because the user asked for it with the file
-# $DB_DATA_DIR/webcluster-restore (docs/database.md).
+# the engine's script, which removes the request once the copy is whole)
+# because the user asked for it with the file $DB_DATA_DIR/webcluster-restore
+# (docs/database.md).
 guard_empty_primary() {
   # No list, no replicas (a pod run outside a WebCluster's StatefulSet).
   [ -e "$DB_CONFIG_DIR/peers" ] || return 0
@@ -46,9 +47,11 @@ guard_empty_primary() {
       fi
       [ -n "$identity" ] || continue
       holders=$((holders + 1))
+      position=${identity%% *}
+      case "$position" in '' | *[!0-9]*) position=0 ;; esac
       log "REFUSING to initialise an empty primary: replica $host holds data (${identity#* }). The data directory of $DB_POD_NAME is empty (its volume claim was lost or replaced); see docs/database.md (Recovering an empty primary)"
-      if [ "${identity%% *}" -gt "$best_position" ]; then
-        best="$host $port" best_position=${identity%% *}
+      if [ "$position" -gt "$best_position" ]; then
+        best="$host $port" best_position=$position
       fi
     done <"$DB_CONFIG_DIR/peers"
     [ "$holders" -gt 0 ] || [ "$silent" -gt 0 ] || return 0
@@ -56,7 +59,6 @@ guard_empty_primary() {
       log "restoring the primary from the most advanced replica ${best% *} (position $best_position), as $DB_DATA_DIR/webcluster-restore asks"
       # shellcheck disable=SC2086 # host and port
       restore_from $best
-      rm -f "$DB_DATA_DIR/webcluster-restore"
       return 0
     fi
     pause 15

@@ -47,12 +47,12 @@ primary_value() { remote_sql "$DB_PRIMARY_HOST" "$PRIMARY_PORT" -N -B -e "$1"; }
 # holds the primary's users (seeded); before, it refuses it (error 1045).
 # Prints the sequence number it has reached and its GTID position.
 peer_identity() {
-  if out=$(remote_sql "$1" "$2" -N -B -e 'SELECT @@gtid_slave_pos' 2>&1); then
+  # The client's warnings (newer clients warn about TLS) stay out of the answer.
+  if out=$(remote_sql "$1" "$2" -N -B -e 'SELECT @@gtid_slave_pos' 2>"$DB_SOCKET_DIR/peer.err"); then
     echo "$(printf '%s\n' "${out:-0-0-0}" | sed 's/,.*//; s/.*-//') GTID position ${out:-empty}"
     return 0
   fi
-  case "$out" in *"ERROR 1045"*) return 0 ;; esac
-  return 1
+  ! grep -q "ERROR 1045" "$DB_SOCKET_DIR/peer.err"
 }
 
 # Used by guard_empty_primary: the primary is loaded with a copy of a replica
@@ -65,6 +65,7 @@ restore_primary() {
   copy_databases "$1" "$2"
   printf '%s\n' "${position%%-*}" >"$DOMAIN_FILE"
   local_sql -e "RESET MASTER; SET GLOBAL gtid_binlog_state = '$position'; SET GLOBAL gtid_domain_id = ${position%%-*};"
+  rm -f "$DB_DATA_DIR/webcluster-restore"
 }
 
 # Waits until the server answers; on fresh data root has no password yet.
@@ -236,13 +237,18 @@ watch_replica() {
 }
 
 mkdir -p "$DB_DATA_DIR" "$DB_SOCKET_DIR"
+# Present from initialising until the data is whole (a primary configured or
+# restored, a replica's root secured): a start that finds it begins again, so
+# an interrupted initialisation or restore is never served as data.
+INITIALISING="$DB_DATA_DIR/webcluster-initialising"
 # The probe's record of the primary's positions: a replica is ready only once
 # it has caught up since this start.
 rm -f "$CONFIGURED" "$DB_SOCKET_DIR/primary-positions"
 fresh=false
-if [ ! -d "$DATADIR/mysql" ]; then
+if [ ! -d "$DATADIR/mysql" ] || [ -e "$INITIALISING" ]; then
   [ "$DB_POD_NAME" != "$DB_PRIMARY_POD" ] || guard_empty_primary
   log "initialising $DATADIR"
+  : >"$INITIALISING"
   rm -rf "$DATADIR"
   # Its own tmpdir: servers sharing /tmp (tests on one host) clash on temporary table names.
   mariadb-install-db --no-defaults --datadir="$DATADIR" --auth-root-authentication-method=normal \
@@ -258,11 +264,13 @@ if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then
   [ "$fresh" = false ] || secure_root
   [ -z "$restore_peer" ] || restore_primary
   configure_primary
+  rm -f "$INITIALISING"
   : >"$CONFIGURED"
   log "primary ready on port $DB_PORT (GTID domain $(local_sql -N -B -e 'SELECT @@gtid_domain_id'))"
 else
   start_server --read-only=ON
   [ "$fresh" = false ] || secure_root
+  rm -f "$INITIALISING"
   wait_primary
   # A replica whose seeding was interrupted has no seed marker yet: seed again.
   if [ ! -e "$DATADIR/webcluster-seeded" ]; then

@@ -88,6 +88,7 @@ restore_from() {
   chmod 700 "$PGDATA.new"
   rm -rf "$PGDATA.new/standby.signal" "$PGDATA"
   mv "$PGDATA.new" "$PGDATA"
+  rm -f "$DB_DATA_DIR/webcluster-restore"
 }
 
 init_primary() {
