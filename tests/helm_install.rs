@@ -30,7 +30,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use harness::cluster::{TestNamespace, describe, ensure_crd, kubectl_ok, repo_root};
+use harness::cluster::{TestNamespace, describe, ensure_crd, kubectl_apply, kubectl_ok, repo_root};
 use harness::conditions::wait_condition;
 use harness::fs::TempDir;
 use harness::helm::Release;
@@ -167,7 +167,30 @@ impl Installed {
             .expect("applying the WebCluster");
         wait_condition(&api, WEBCLUSTER, "Ready", "Ready=True", START_TIMEOUT, |c| c.status == "True").await;
     }
+
+    /// The three examples, applied as they are (their pods need not run): each
+    /// reconciled once, its status written for its generation.
+    async fn apply_reconciled_examples(&self) {
+        let api = self.ns.api::<WebCluster>();
+        for example in EXAMPLES {
+            kubectl_apply(self.ns.name(), &format!("examples/{example}.yaml"));
+        }
+        for example in EXAMPLES {
+            let api = api.clone();
+            wait_for(&format!("the example {example} reconciled"), START_TIMEOUT, || {
+                let api = api.clone();
+                async move {
+                    let cluster = api.get(example).await.ok();
+                    let seen = cluster.as_ref().and_then(|c| c.status.as_ref()).and_then(|s| s.observed_generation);
+                    seen.is_some() && seen == cluster.and_then(|c| c.metadata.generation)
+                }
+            })
+            .await;
+        }
+    }
 }
+
+const EXAMPLES: [&str; 3] = ["roundcube", "ezplatform", "mosparo"];
 
 fn pod_ip(pod: &Pod) -> String {
     pod.status.as_ref().and_then(|s| s.pod_ip.clone()).expect("a running pod has an IP")
@@ -182,23 +205,45 @@ fn pod_scrape(pod: &Pod) -> Result<Scrape, String> {
     Scrape::get_from(&pod_ip(pod), METRICS_PORT)
 }
 
+/// The samples of `metric` for container `operator` in `namespace`, from the
+/// kubelet's `/metrics/{endpoint}` on the real node: `(labels, value)`.
+fn kubelet_operator_samples(endpoint: &str, metric: &str, namespace: &str) -> Vec<(prometheus_parse::Labels, f64)> {
+    let text = kubectl_ok(&["get", "--raw", &format!("/api/v1/nodes/{REAL_NODE}/proxy/metrics/{endpoint}")]);
+    let scrape = Scrape::parse(&text).expect("the kubelet's metrics parse");
+    scrape
+        .samples()
+        .filter(|s| s.metric == metric)
+        .filter(|s| s.labels.get("namespace") == Some(namespace) && s.labels.get("container") == Some("operator"))
+        .map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            };
+            (s.labels.clone(), value)
+        })
+        .collect()
+}
+
 /// The kubelet's probe results for container `operator` of each pod:
 /// `(pod, probe type, result) -> count`, from its /metrics/probes.
 fn probe_results(namespace: &str) -> BTreeMap<(String, String, String), f64> {
-    let text = kubectl_ok(&["get", "--raw", &format!("/api/v1/nodes/{REAL_NODE}/proxy/metrics/probes")]);
-    let scrape = Scrape::parse(&text).expect("the kubelet's probe metrics parse");
-    scrape
-        .samples()
-        .filter(|s| s.metric == "prober_probe_total")
-        .filter(|s| s.labels.get("namespace") == Some(namespace) && s.labels.get("container") == Some("operator"))
-        .map(|s| {
-            let label = |name: &str| s.labels.get(name).unwrap_or_default().to_string();
-            let value = match s.value {
-                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-                _ => 0.0,
-            };
+    kubelet_operator_samples("probes", "prober_probe_total", namespace)
+        .into_iter()
+        .map(|(labels, value)| {
+            let label = |name: &str| labels.get(name).unwrap_or_default().to_string();
             ((label("pod"), label("probe_type"), label("result")), value)
         })
+        .collect()
+}
+
+/// Each operator pod's working set in MiB (what the memory limit counts), from
+/// the kubelet's /metrics/resource.
+fn operator_memory_mib(namespace: &str) -> BTreeMap<String, f64> {
+    kubelet_operator_samples("resource", "container_memory_working_set_bytes", namespace)
+        .into_iter()
+        .map(|(labels, bytes)| (labels.get("pod").unwrap_or_default().to_string(), bytes / 1_048_576.0))
         .collect()
 }
 
@@ -269,7 +314,13 @@ async fn helm_install_runs_two_operator_pods_from_the_local_image_one_leading() 
         .collect();
     assert!(failed.is_empty(), "no liveness probe of the operator pods failed: {failed:?}");
 
+    let idle = operator_memory_mib(&ns);
     installed.apply_ready_webcluster().await;
+    installed.apply_reconciled_examples().await;
+    eprintln!(
+        "install: operator working set (MiB) idle {idle:?}, after the three examples {:?}",
+        operator_memory_mib(&ns)
+    );
     let leader = pods.iter().find(|p| p.name_any() == holder).unwrap();
     let scrape = pod_scrape(leader).unwrap();
     assert!(scrape.applied() > 0.0 && scrape.reconciles() > 0.0, "the leader pod applied the children");
