@@ -212,6 +212,11 @@ fn probes_tell_the_truth(engine: Engine) {
             probes += 1;
         }
     }
+    report(&format!(
+        "{} primary restart: replicas ready at all {probes} probes over {:.1} s",
+        engine_name(engine),
+        down.elapsed().as_secs_f64()
+    ));
     db.wait_ready(0, READY_BOUND);
     // ...for at most the lag bound after they last caught up.
     assert!(db.stop(0), "t-db-0 did not stop");
