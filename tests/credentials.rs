@@ -49,7 +49,7 @@ async fn wait_secret(secrets: &Api<Secret>, name: &str, gone: Option<String>) ->
 async fn a_deleted_secret_comes_back_unchanged_and_lost_values_are_never_replaced() {
     ensure_crd().await;
     let ns = TestNamespace::new("credentials-kept").await;
-    let _operator = OperatorProcess::start(ns.name(), "operator", "info").await;
+    let mut operator = OperatorProcess::start(ns.name(), "operator", "info").await;
     kubectl_apply(ns.name(), "examples/roundcube.yaml");
     let clusters = ns.api::<WebCluster>();
     wait_ready(&clusters, "roundcube").await;
@@ -71,8 +71,11 @@ async fn a_deleted_secret_comes_back_unchanged_and_lost_values_are_never_replace
     wait_ready(&clusters, "roundcube").await;
 
     // Both gone while the database claims remain: no new passwords, Ready=False says how to restore.
+    // Deleted while no operator runs: a running one restores whichever goes first from the other.
+    operator.process.stop(Duration::from_secs(10));
     secrets.delete("roundcube-credentials", &DeleteParams::default()).await.unwrap();
     secrets.delete("roundcube-credentials-keep", &DeleteParams::default()).await.unwrap();
+    let _operator = OperatorProcess::start(ns.name(), "operator-restarted", "info").await;
     let lost = wait_reason(&clusters, "roundcube", "Ready", "CredentialsLost").await;
     let ready = harness::conditions::condition(&lost, "Ready").unwrap().clone();
     assert_eq!(ready.status, "False");
