@@ -326,9 +326,11 @@ pub struct Migration {
     #[schemars(range(min = 1, max = 86400))]
     pub active_deadline_seconds: i64,
     /// Retries of a failed migration pod before the migration counts as failed.
-    /// Kubernetes waits 10 s, 20 s, 40 s, ... between them, so start-up races
-    /// (the database Service's endpoints, a NetworkPolicy enforcer that has not
-    /// yet admitted the new pod) heal within the deadline.
+    /// Kubernetes waits 10 s, 20 s, 40 s, ... between them, so a start-up race
+    /// a new pod does not repeat (the database Service's endpoints not yet
+    /// published) heals within the deadline. Each retry is a new pod, which a
+    /// NetworkPolicy enforcer admits only once it has seen its address: the
+    /// command itself should wait for the database.
     #[serde(default = "default_migration_backoff_limit")]
     #[schemars(range(min = 0, max = 20))]
     pub backoff_limit: i32,
