@@ -195,19 +195,24 @@ fn script_env(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase
     ]
 }
 
+/// A probe that runs `command` every `period_seconds`, failing after `failures` misses.
+fn exec_probe(command: Vec<String>, period_seconds: i32, failures: i32) -> Probe {
+    Probe {
+        exec: Some(ExecAction { command: Some(command) }),
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    }
+}
+
 fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> Container {
     let db_port = port(engine);
     let script = |name: &str| vec!["/bin/sh".to_string(), format!("{CONFIG_DIR}/{name}")];
     let liveness = match engine {
         DatabaseEngine::Postgresql => tcp_probe(db_port, 10),
         // A bare TCP connection makes MariaDB log "Aborted connection" at every probe.
-        DatabaseEngine::Mariadb => Probe {
-            exec: Some(ExecAction { command: Some([script("probe.sh"), vec!["live".into()]].concat()) }),
-            period_seconds: Some(10),
-            timeout_seconds: Some(5),
-            failure_threshold: Some(3),
-            ..Probe::default()
-        },
+        DatabaseEngine::Mariadb => exec_probe([script("probe.sh"), vec!["live".into()]].concat(), 10, 3),
     };
     let mut startup = tcp_probe(db_port, 10);
     // A new replica copies the primary's data before it listens: allow an hour.
@@ -223,13 +228,7 @@ fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase)
             ..ContainerPort::default()
         }]),
         startup_probe: Some(startup),
-        readiness_probe: Some(Probe {
-            exec: Some(ExecAction { command: Some(script("probe.sh")) }),
-            period_seconds: Some(5),
-            timeout_seconds: Some(5),
-            failure_threshold: Some(2),
-            ..Probe::default()
-        }),
+        readiness_probe: Some(exec_probe(script("probe.sh"), 5, 2)),
         liveness_probe: Some(liveness),
         resources: Some(managed.resources.clone().unwrap_or_else(default_resources)),
         volume_mounts: Some(vec![
