@@ -194,6 +194,17 @@ impl Database {
         owned_dir(&self.tmp, &format!("t-db-{ordinal}/data"));
     }
 
+    /// The pid of pod `ordinal`'s database server (the script's child), from its pid file.
+    fn server_pid(&self, ordinal: usize) -> String {
+        let pod = self.tmp.join(format!("t-db-{ordinal}"));
+        let file = match self.engine {
+            Engine::Postgresql => pod.join("data/pgdata/postmaster.pid"),
+            Engine::Mariadb => pod.join("run/mariadb.pid"),
+        };
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        text.lines().next().unwrap_or_default().trim().to_string()
+    }
+
     /// Everything pod `ordinal` logged so far (over its restarts).
     fn log_text(&self, ordinal: usize) -> String {
         std::fs::read_to_string(self.tmp.join(format!("t-db-{ordinal}.log"))).unwrap_or_default()

@@ -5,9 +5,11 @@
 //!   and the WAL removed; MariaDB: the binary logs purged) comes back Ready by
 //!   itself, with every row;
 //! - deleting the primary's claim and pod never gives the app an empty
-//!   database (PostgreSQL only here, see below): the new pod 0 refuses (NotReady, `REFUSING to initialise` in
-//!   its log, the app's write DSN answers nothing), and the recovery of
-//!   docs/database.md (one file in its data folder) brings back every row.
+//!   database: the new pod 0 refuses (NotReady, `REFUSING to initialise` in
+//!   its log, `DatabaseReady=False` with reason `PrimaryRefuses`, the app's
+//!   write DSN answers nothing), and the recovery of docs/database.md (one
+//!   file in its data folder) brings back every row and the same
+//!   `status.database.identity`.
 //!
 //! Each test has its own namespace, local volumes and operator process.
 
@@ -180,8 +182,7 @@ exit 1"#
     }
 }
 
-/// `empty_primary`: also delete the primary's claim and pod and check the refusal and the restore.
-async fn database_safety(engine: &str, empty_primary: bool) {
+async fn database_safety(engine: &str) {
     let started = Instant::now();
     // 3 volumes: the primary, the replica, and the primary's claim made anew.
     let world = World::new(&format!("db-safety-{engine}"), 3).await;
@@ -209,6 +210,8 @@ async fn database_safety(engine: &str, empty_primary: bool) {
     }
     world.count_at(&app, 1, "replica 3").await;
     eprintln!("{engine}: primary and replica Ready with 3 rows after {:.0}s", started.elapsed().as_secs_f64());
+    let identity = recorded_identity(&world).await;
+    eprintln!("{engine}: status.database.identity is {identity}");
 
     // The replica away while the primary writes and removes what it would need.
     world.replicas(0).await;
@@ -231,10 +234,6 @@ async fn database_safety(engine: &str, empty_primary: bool) {
         "{engine}: {replica} Ready with every row {:.0}s after it came back: {line}",
         back.elapsed().as_secs_f64()
     );
-    if !empty_primary {
-        return;
-    }
-
     // The primary's claim and pod deleted: pod 0 comes back with an empty volume.
     let claims = world.ns.api::<PersistentVolumeClaim>();
     let claim = names::database_claim(CLUSTER, 0);
@@ -255,6 +254,14 @@ async fn database_safety(engine: &str, empty_primary: bool) {
     .await;
     let line = world.wait_log(&primary, "REFUSING to initialise", START_TIMEOUT).await;
     eprintln!("{engine}: {primary} with an empty volume: {line}");
+    let refusing =
+        wait_condition(&api, CLUSTER, "DatabaseReady", "DatabaseReady=False (PrimaryRefuses)", PROBE_TIMEOUT, |c| {
+            c.status == "False" && c.reason == "PrimaryRefuses"
+        })
+        .await;
+    let condition = refusing.status.unwrap().conditions.into_iter().find(|c| c.type_ == "DatabaseReady").unwrap();
+    assert!(condition.message.contains("REFUSING to initialise"), "the condition quotes the refusal: {condition:?}");
+    eprintln!("{engine}: DatabaseReady is False (PrimaryRefuses: {})", condition.message);
     let (world_ref, app_ref) = (&world, &app);
     let what = format!("{primary} NotReady and the app's write DSN unanswered with the primary's volume empty");
     assert_holds_for(&what, REFUSAL_WATCH, || async move {
@@ -277,6 +284,7 @@ async fn database_safety(engine: &str, empty_primary: bool) {
     world.client_until(&app, &["count", WRITE_URL], "primary 4", PROBE_TIMEOUT).await;
     assert_eq!(world.client(&app, &["put", WRITE_URL, "5"]).await, Ok("primary put 5".to_string()));
     world.count_at(&app, 1, "replica 5").await;
+    assert_eq!(recorded_identity(&world).await, identity, "the restored primary continues the same data");
     eprintln!(
         "{engine}: restored from {replica}: every row back {:.0}s after the request; done after {:.0}s",
         restore.elapsed().as_secs_f64(),
@@ -284,16 +292,22 @@ async fn database_safety(engine: &str, empty_primary: bool) {
     );
 }
 
-#[tokio::test]
-async fn postgresql_database_safety_for_real() {
-    database_safety("postgresql", true).await;
+/// The identity of the database's data the status records, once it does.
+async fn recorded_identity(world: &World) -> String {
+    let api = world.ns.api::<WebCluster>();
+    let identity = |c: &WebCluster| c.status.as_ref()?.database.as_ref()?.identity.clone();
+    let what = "status.database.identity recorded";
+    let cluster =
+        harness::wait::wait_for_object(&api, CLUSTER, what, PROBE_TIMEOUT, move |c| identity(c).is_some()).await;
+    identity(&cluster).unwrap_or_default()
 }
 
-/// The empty primary of MariaDB is shown on loopback only
-/// (tests/data_services/safety.rs): on the real node its pod 0 with an empty
-/// volume did not log its refusal within 300 s in two runs, a defect left open
-/// in issue 20.
+#[tokio::test]
+async fn postgresql_database_safety_for_real() {
+    database_safety("postgresql").await;
+}
+
 #[tokio::test]
 async fn mariadb_database_safety_for_real() {
-    database_safety("mariadb", false).await;
+    database_safety("mariadb").await;
 }

@@ -488,6 +488,7 @@ fn role_without_service_writes(namespace: &str, user: &str) -> String {
         "configmaps",
         "persistentvolumeclaims",
         "pods",
+        "pods/log",
         "events",
         "deployments",
         "statefulsets",

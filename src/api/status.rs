@@ -66,6 +66,12 @@ pub struct DatabaseStatus {
     /// Pod that is the primary (managed only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<String>,
+    /// The identity of the managed database's data, as its primary logged it
+    /// once it served: PostgreSQL's `system identifier N` or MariaDB's `GTID
+    /// domain N`. Kept once read: while it is recorded, pod 0 with an empty data
+    /// directory refuses to initialise a new database (docs/database.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     /// Database pods that are ready (primary included).
     pub ready_replicas: i32,
     /// Database pods asked for (primary included).

@@ -11,6 +11,7 @@ use kube::{Client, ResourceExt};
 use super::Settings;
 use super::apply::{Applier, roles, unserved};
 use super::error::{ApiError, Error, Fault};
+use super::observe::primary::{self, PrimaryLogs};
 use super::observe::{self, references, refused};
 use super::plan;
 use super::prune::Pruner;
@@ -27,6 +28,7 @@ pub struct Context {
     settings: Settings,
     caches: ChildCaches,
     applier: Applier,
+    primary_logs: PrimaryLogs,
     pruner: Pruner,
     reporter: Reporter,
     metrics: Arc<Metrics>,
@@ -39,6 +41,7 @@ impl Context {
     pub fn new(client: Client, settings: Settings, caches: ChildCaches, metrics: Arc<Metrics>) -> Self {
         Self {
             applier: Applier::new(client.clone(), metrics.clone()),
+            primary_logs: PrimaryLogs::default(),
             pruner: Pruner::new(client.clone(), metrics.clone()),
             reporter: Reporter::new(client.clone(), settings.status_interval),
             client,
@@ -53,6 +56,7 @@ impl Context {
     pub fn forget(&self, cluster: &WebCluster) {
         if let Some(uid) = cluster.uid() {
             self.applier.forget(&uid);
+            self.primary_logs.forget(&uid);
             self.pruner.forget(&uid);
         }
         if let Ok(mut failures) = self.failures.lock() {
@@ -105,7 +109,8 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     let uid = cluster.metadata.uid.as_deref().ok_or(Error::MissingMetadata("uid"))?;
     let attempts = ctx.attempts(cluster);
 
-    let snapshot = match observe::snapshot(&ctx.client, &ctx.caches, cluster, namespace, name).await {
+    let cluster_id = (namespace, name, uid);
+    let snapshot = match observe::snapshot(&ctx.client, &ctx.caches, &ctx.primary_logs, cluster, cluster_id).await {
         Ok(snapshot) => snapshot,
         Err(error) => {
             // No failure is silent: Ready, Reconciling and Stalled say what failed.
@@ -177,6 +182,10 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     // What the operator does not watch (a user's Secret, a Job's Events, a missing CRD) is looked at again soon.
     if waits_unwatched(&snapshot) || !suspects.is_empty() || !trouble.missing_secrets.is_empty() || waits_for_crd {
         next = next.min(RECHECK);
+    }
+    // A primary that refuses, or a database pod not ready, changes nothing the operator watches.
+    if snapshot.primary.as_ref().is_some_and(|reading| reading.logs_seen) {
+        next = next.min(primary::RECHECK);
     }
     Ok(Action::requeue(next))
 }

@@ -19,7 +19,7 @@ use super::pod::{
     resources, service_pod, tcp_probe,
 };
 use super::storage::{claim_retention, claim_template};
-use super::{Child, names};
+use super::{Child, Plan, names};
 use crate::api::{DatabaseEngine, ManagedDatabase};
 
 /// Pod label the controller sets on database replicas (every pod but ordinal 0).
@@ -67,9 +67,11 @@ fn data_dir(engine: DatabaseEngine) -> &'static str {
 }
 
 /// The files of the database ConfigMap: start script, readiness probe,
-/// configuration, and `peers`: the replicas' stable names (`host:port` a
-/// line), which pod 0 asks before it initialises an empty data directory.
-/// A file rather than an environment variable, so scaling restarts no pod.
+/// configuration, `peers`: the replicas' stable names (`host:port` a line),
+/// which pod 0 asks before it initialises an empty data directory, and once
+/// the primary has served, `identity`: its data's identity, so that pod 0
+/// refuses to initialise even when no replica is left to ask.
+/// Files rather than environment variables, so changes restart no pod.
 pub fn config_files(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> BTreeMap<String, String> {
     let files: &[(&str, &str)] = match engine {
         DatabaseEngine::Postgresql => &[
@@ -102,14 +104,18 @@ fn peers(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> 
 }
 
 /// The managed database's objects (none for an external database).
-pub fn objects(parent: &Parent) -> Vec<Child> {
+pub fn objects(parent: &Parent, plan: &Plan) -> Vec<Child> {
     let Some(db) = &parent.spec.database else { return Vec::new() };
     let Some(managed) = &db.managed else { return Vec::new() };
     let engine = db.engine;
+    let mut files = config_files(parent, engine, managed);
+    if let Some(identity) = &plan.database_identity {
+        files.insert("identity".into(), format!("{identity}\n"));
+    }
     vec![
         ConfigMap {
             metadata: parent.meta(names::database_config(parent.name), Component::Database, engine_name(engine)),
-            data: Some(config_files(parent, engine, managed)),
+            data: Some(files),
             ..ConfigMap::default()
         }
         .into(),

@@ -58,6 +58,9 @@ pub struct Plan {
     /// Generated values were lost while data written with them remains: the
     /// builder emits neither generated Secret, so no new password reaches a pod.
     pub withhold_credentials: bool,
+    /// The identity of the managed database's data (`status.database.identity`):
+    /// pod 0 with an empty data directory refuses to initialise while it is known.
+    pub database_identity: Option<String>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -69,6 +72,7 @@ impl std::fmt::Debug for Plan {
             .field("hold_first_rollout", &self.hold_first_rollout)
             .field("migration_running", &self.migration_running)
             .field("start_migration", &self.start_migration)
+            .field("database_identity", &self.database_identity)
             .field("withhold_credentials", &self.withhold_credentials)
             .finish()
     }
@@ -117,6 +121,7 @@ impl Plan {
             migration_running: false,
             start_migration: true,
             withhold_credentials: false,
+            database_identity: None,
         }
     }
 }
@@ -166,7 +171,7 @@ pub fn children(cluster: &WebCluster, plan: &Plan) -> Result<Vec<Child>, BuildEr
     children.extend(credentials::secrets(&parent, plan));
     children.extend(storage::objects(&parent));
     children.extend(cache::objects(&parent));
-    children.extend(database::objects(&parent));
+    children.extend(database::objects(&parent, plan));
     children.extend(app::objects(&parent, plan));
     children.extend(jobs::objects(&parent, plan));
     children.extend(http_cache::objects(&parent));

@@ -48,10 +48,17 @@ fn fill(db: &mut Database, ids: std::ops::RangeInclusive<i64>) {
 fn empty_primary(engine: Engine) {
     let mut db = primary_with_rows(engine, 5, &[1]);
 
-    // The primary's claim is lost: pod 0 comes back with an empty folder.
+    // The primary's claim is lost: pod 0 comes back with an empty folder,
+    // while the replica does not answer yet (on the real node a new pod's
+    // address is admitted about a second late): pod 0 waits for it.
     assert!(db.stop(0), "t-db-0 did not stop");
     db.wipe(0);
+    let replica_server = db.server_pid(1);
+    signal(&replica_server, "STOP");
     db.start(0);
+    let waited = db.wait_log(0, "waiting for replica", LOG_BOUND);
+    signal(&replica_server, "CONT");
+    report(&format!("{} empty primary, replica silent: {waited}", engine_name(engine)));
     let line = db.wait_log(0, "REFUSING to initialise", LOG_BOUND);
     report(&format!("{} empty primary: {line}", engine_name(engine)));
     db.assert_never_ready(0, REFUSAL_WATCH);
@@ -68,12 +75,26 @@ fn empty_primary(engine: Engine) {
     db.wait_row(1, 6, REPLICATION_BOUND + READY_BOUND);
     db.wait_ready(1, READY_BOUND);
 
-    // Every pod gone, the primary's folder empty: pod 0 starts a new history.
+    // The operator records the identity the primary logged (status.database.identity)
+    // in the database ConfigMap's file `identity`.
+    let ready_line = db.wait_log(0, "primary ready on port", LOG_BOUND);
+    let identity = ready_line.split_once('(').and_then(|(_, rest)| rest.strip_suffix(')')).expect("an identity");
+    std::fs::write(db.config_dir.join("identity"), format!("{identity}\n")).expect("write identity");
+
+    // Every pod gone, the primary's folder empty: the recorded identity still
+    // refuses, until the user asks for a new empty database.
     assert!(db.stop(0), "t-db-0 did not stop while refusing");
     assert!(db.stop(1), "t-db-1 did not stop");
     db.wipe(0);
     db.start(0);
+    let line = db.wait_log(0, "is on no replica that answers", LOG_BOUND);
+    assert!(line.contains(identity), "the refusal names the recorded identity {identity}: {line}");
+    report(&format!("{} empty primary, no replica left: {line}", engine_name(engine)));
+    db.assert_never_ready(0, REFUSAL_WATCH);
+    std::fs::write(db.tmp.join("t-db-0/data/webcluster-initialise"), "").expect("ask for a new database");
+    db.wait_log(0, "initialising a new empty database in place of", LOG_BOUND);
     db.wait_ready(0, READY_BOUND);
+    assert!(!db.tmp.join("t-db-0/data/webcluster-initialise").exists(), "the request is removed once served");
     // More transactions than the old history had: today's MariaDB replica
     // would take the new ones for the continuation of its own.
     fill(&mut db, 100..=160);

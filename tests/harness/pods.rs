@@ -275,6 +275,35 @@ echo "$n""#
     )
 }
 
+/// Stops processes `processes` in `container` of pod `name` (a [`signal_script`])
+/// until the pod is NotReady, and returns it. One pass is not enough: a
+/// server's parent that is the container's PID 1 ignores SIGSTOP sent from
+/// inside, and Apache's prefork parent forks a fresh worker when a worker was
+/// stopped mid-request, so each round stops what came since.
+pub async fn stop_until_not_ready(
+    pods: &Api<Pod>,
+    namespace: &str,
+    name: &str,
+    container: &str,
+    processes: &[&str],
+    timeout: Duration,
+) -> Pod {
+    const ROUND: Duration = Duration::from_secs(20);
+    let what = format!("{name} NotReady with {} stopped", processes.join(", "));
+    let deadline = Instant::now() + timeout;
+    loop {
+        sh(namespace, name, container, &signal_script("STOP", processes))
+            .await
+            .unwrap_or_else(|e| panic!("stopping {processes:?} in {name}: {e}"));
+        let round = ROUND.min(deadline.saturating_duration_since(Instant::now()));
+        match watch_until(pods, name, &what, round, |p| !pod_ready(p)).await {
+            Ok(pod) => return pod,
+            Err(e) if Instant::now() >= deadline => panic!("{e}\npods: {}", describe_pods(pods).await),
+            Err(_) => eprintln!("{name}: still Ready after a round of SIGSTOP; stopping what came since"),
+        }
+    }
+}
+
 /// Storage the real node can mount: a StorageClass of this test's own and
 /// `local` PersistentVolumes (folders of this machine, which is the node)
 /// with node affinity to the real node. Unlike hostPath volumes, local

@@ -16,8 +16,8 @@ use serde_json::json;
 use webcluster::desired::names;
 
 use crate::harness::pods::{
-    exec_until, exec_with_input, pod_ready, real_node_placement, restarts, sh, signal_script, wait_endpoints, wait_pod,
-    wait_ready_on_real_node,
+    exec_until, exec_with_input, pod_ready, real_node_placement, restarts, sh, signal_script, stop_until_not_ready,
+    wait_endpoints, wait_pod, wait_ready_on_real_node,
 };
 use crate::{APP_CONTAINER, PROBE_TIMEOUT, RealTest, START_TIMEOUT, real_app};
 
@@ -188,11 +188,7 @@ async fn database_runs_for_real(engine: Engine) {
 
     // The primary's server stopped (its container keeps running): its
     // readiness probe fails and it leaves -db-rw; continued, it returns.
-    let stop = signal_script("STOP", engine.server_processes());
-    sh(&ns, primary, "database", &stop).await.expect("stopping the primary's server");
-    let stopped =
-        wait_pod(&pods, primary, &format!("{primary} NotReady with its server stopped"), PROBE_TIMEOUT, not_ready)
-            .await;
+    let stopped = stop_until_not_ready(&pods, &ns, primary, "database", engine.server_processes(), PROBE_TIMEOUT).await;
     wait_endpoints(&client_api, &ns, &write_service, "no primary behind -db-rw", PROBE_TIMEOUT, |r| r.is_empty()).await;
     let resume = signal_script("CONT", engine.server_processes());
     sh(&ns, primary, "database", &resume).await.expect("continuing the primary's server");

@@ -11,7 +11,8 @@ use webcluster::desired::meta::{Component, selector_string};
 use webcluster::desired::names;
 
 use crate::harness::pods::{
-    APP_UID, REAL_NODE, pod_ready, real_node_placement, restarts, sh, signal_script, wait_endpoints, wait_pod,
+    APP_UID, REAL_NODE, pod_ready, real_node_placement, restarts, sh, signal_script, stop_until_not_ready,
+    wait_endpoints, wait_pod,
 };
 use crate::{APP_CONTAINER, PROBE_TIMEOUT, RealTest, START_TIMEOUT, real_app, wait_ready_again};
 
@@ -69,10 +70,7 @@ async fn two_app_pods_share_files_at_every_mount_path() {
     let service = names::app(CLUSTER);
     let client = test.ns.client();
     let (stopped, running) = (&apps[0], &apps[1]);
-    let stop = signal_script("STOP", &["apache2"]);
-    sh(&ns, stopped, APP_CONTAINER, &stop).await.expect("stopping Apache");
-    let what = format!("{stopped} NotReady with Apache stopped");
-    wait_pod(&test.pods(), stopped, &what, PROBE_TIMEOUT, |p| !pod_ready(p)).await;
+    stop_until_not_ready(&test.pods(), &ns, stopped, APP_CONTAINER, &["apache2"], PROBE_TIMEOUT).await;
     wait_endpoints(&client, &ns, &service, "only the running app pod behind the Service", PROBE_TIMEOUT, |r| {
         r.len() == 1 && r.contains(running.as_str())
     })

@@ -77,6 +77,10 @@ ClusterRole (all namespaces) and the Role (watchNamespace).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch", "patch"]
+# The database primary's log: the identity of its data, or why it refuses to serve.
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

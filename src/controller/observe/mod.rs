@@ -10,12 +10,14 @@ use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use self::primary::PrimaryLogs;
 use super::error::ApiError;
 use super::runtime::cache::{CacheOf, Cached, ChildCaches, Packed};
 use crate::api::{SecretKeyRef, WebCluster};
 use crate::desired::credentials::{Redacted, generated_keys};
 use crate::desired::{ExternalUrls, names};
 
+pub mod primary;
 pub mod references;
 pub mod refused;
 
@@ -70,6 +72,11 @@ pub struct Snapshot {
     pub deployment: Option<Deployment>,
     /// The database StatefulSet.
     pub database: Option<StatefulSet>,
+    /// The primary's log, read while the database is unsettled.
+    pub primary: Option<primary::Reading>,
+    /// The identity of the database's data: as the primary's log says, else
+    /// as the status recorded it.
+    pub database_identity: Option<String>,
     /// The cache StatefulSet.
     pub cache: Option<StatefulSet>,
     /// The CronJobs of the cron tasks, by task name.
@@ -110,17 +117,21 @@ fn raise<K: k8s_openapi::Resource + Resource<DynamicType = ()>>(
 pub async fn snapshot(
     client: &Client,
     caches: &ChildCaches,
+    primary_logs: &PrimaryLogs,
     cluster: &WebCluster,
-    namespace: &str,
-    name: &str,
+    (namespace, name, uid): (&str, &str, &str),
 ) -> Result<Snapshot, ApiError> {
     let spec = &cluster.spec;
     let managed_db = spec.database.as_ref().is_some_and(|db| db.managed.is_some());
-    let (credentials, storage, external_db) = futures::try_join!(
+    let database: Option<StatefulSet> = managed_db.then(|| cached(caches, namespace, &names::database(name))).flatten();
+    let recorded = cluster.status.as_ref().and_then(|s| s.database.as_ref()).and_then(|d| d.identity.clone());
+    let (credentials, storage, external_db, primary) = futures::try_join!(
         credentials(client, caches, cluster, namespace, name),
         storage(client, caches, cluster, namespace, name),
         external(client, cluster, namespace),
+        primary_logs.read(client, (namespace, name, uid), recorded.as_deref(), database.as_ref()),
     )?;
+    let database_identity = primary.as_ref().and_then(|r| r.identity.clone()).or(recorded);
     let (files_claim, s3_credentials_found) = storage;
     let cron_jobs = spec
         .jobs
@@ -134,7 +145,9 @@ pub async fn snapshot(
         external_db,
         s3_credentials_found,
         deployment: cached(caches, namespace, &names::app(name)),
-        database: managed_db.then(|| cached(caches, namespace, &names::database(name))).flatten(),
+        database,
+        primary,
+        database_identity,
         cache: spec.cache.as_ref().and_then(|_| cached(caches, namespace, &names::cache(name))),
         cron_jobs,
         migration_job: spec

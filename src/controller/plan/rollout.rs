@@ -109,6 +109,7 @@ pub fn decide(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<Str
         migration_running: phase == MigrationPhase::Running,
         start_migration: db_ready || snapshot.migration_job.is_some(),
         withhold_credentials: false,
+        database_identity: snapshot.database_identity.clone(),
     };
     Planned { plan, rollout: Rollout { migration: phase, first_rollout_pending: first_rollout } }
 }

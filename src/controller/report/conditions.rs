@@ -85,6 +85,9 @@ pub enum Reason {
     StatefulSetReady,
     /// Some of a StatefulSet's pods are not ready.
     PodsNotReady,
+    /// DatabaseReady: the primary's start script refuses to serve (an empty
+    /// data directory while the data is elsewhere or was recorded).
+    PrimaryRefuses,
     /// DatabaseReady: the external DSNs were read.
     ExternalDsnsRead,
     /// DatabaseReady: the external DSNs could not be read.
@@ -134,6 +137,7 @@ impl Reason {
                 | Reason::MigrationFailed
                 | Reason::Failed
                 | Reason::ExternalSecretMissing
+                | Reason::PrimaryRefuses
                 | Reason::CredentialsMissing
                 | Reason::CredentialsLost
         )

@@ -249,8 +249,12 @@ fn database_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
     let Some(db) = &cluster.spec.database else { return verdict(true, Reason::NotConfigured, "no database asked for") };
     match (&db.managed, &snapshot.external_db) {
         (Some(managed), _) => {
-            let name = names::database(cluster.metadata.name.as_deref().unwrap_or_default());
-            stateful_verdict(&name, snapshot.database.as_ref(), managed.pods(), "database")
+            let cluster_name = cluster.metadata.name.as_deref().unwrap_or_default();
+            if let Some(refusal) = snapshot.primary.as_ref().and_then(|r| r.refusal.as_ref()) {
+                let pod = names::database_primary(cluster_name);
+                return verdict(false, Reason::PrimaryRefuses, format!("{pod} refuses to serve: {refusal}"));
+            }
+            stateful_verdict(&names::database(cluster_name), snapshot.database.as_ref(), managed.pods(), "database")
         }
         (None, Some(Ok(_))) => verdict(true, Reason::ExternalDsnsRead, "the external DSNs were read"),
         (None, Some(Err(why))) => verdict(false, Reason::ExternalSecretMissing, why.clone()),
@@ -375,6 +379,7 @@ fn database_status(cluster: &WebCluster, snapshot: &Snapshot) -> Option<Database
                 write_service: Some(names::database_write(name)),
                 read_service: Some(names::database_read(name)),
                 primary: Some(names::database_primary(name)),
+                identity: snapshot.database_identity.clone(),
                 ready_replicas: ready,
                 replicas: desired,
                 summary: format!("{engine} {ready}/{desired}"),
@@ -620,6 +625,26 @@ mod tests {
             assert_eq!(rolling, (false, Reason::PodsNotReady), "one pod runs the spec before");
             let scaling = database_reason(|s| s.replicas = 3);
             assert_eq!(scaling, (false, Reason::PodsNotReady), "a pod too many");
+        }
+
+        #[test]
+        fn a_refusing_primary_stalls_and_the_identity_is_recorded() {
+            let mut snapshot = generations(5);
+            snapshot.database_identity = Some("system identifier 7".into());
+            let refusal = "REFUSING to initialise an empty primary: replica shop-db-1 holds data";
+            snapshot.primary = Some(crate::controller::observe::primary::Reading {
+                refusal: Some(refusal.into()),
+                logs_seen: true,
+                ..Default::default()
+            });
+            let computed = computed(&cluster(), &snapshot, &RELEASED, 0);
+            assert_eq!(reason(&computed, ConditionType::DatabaseReady), (false, Reason::PrimaryRefuses));
+            assert_eq!(reason(&computed, ConditionType::Stalled), (true, Reason::PrimaryRefuses));
+            let database = computed.status.database.unwrap_or_default();
+            assert_eq!(database.identity.as_deref(), Some("system identifier 7"));
+            let message =
+                &computed.verdicts.iter().find(|(k, _)| *k == ConditionType::DatabaseReady).unwrap().1.message;
+            assert_eq!(message, &format!("shop-db-0 refuses to serve: {refusal}"));
         }
 
         #[test]

@@ -30,7 +30,10 @@ pause() {
 # safe, or once the primary copied the most advanced replica (restore_from of
 # the engine's script, which removes the request once the copy is whole)
 # because the user asked for it with the file $DB_DATA_DIR/webcluster-restore
-# (docs/database.md).
+# (docs/database.md). With no replica holding data, the identity the operator
+# recorded once the primary served ($DB_CONFIG_DIR/identity) still refuses:
+# the data is somewhere, unless the user asks for a new empty database with
+# the file $DB_DATA_DIR/webcluster-initialise (removed once the primary serves).
 guard_empty_primary() {
   # No list, no replicas (a pod run outside a WebCluster's StatefulSet).
   [ -e "$DB_CONFIG_DIR/peers" ] || return 0
@@ -54,7 +57,17 @@ guard_empty_primary() {
         best="$host $port" best_position=$position
       fi
     done <"$DB_CONFIG_DIR/peers"
-    [ "$holders" -gt 0 ] || [ "$silent" -gt 0 ] || return 0
+    if [ "$holders" -eq 0 ] && [ "$silent" -eq 0 ]; then
+      recorded=$(cat "$DB_CONFIG_DIR/identity" 2>/dev/null || true)
+      [ -n "$recorded" ] || return 0
+      if [ -e "$DB_DATA_DIR/webcluster-initialise" ]; then
+        log "initialising a new empty database in place of $recorded, as $DB_DATA_DIR/webcluster-initialise asks"
+        return 0
+      fi
+      log "REFUSING to initialise an empty primary: this WebCluster's data ($recorded, status.database.identity) is on no replica that answers. The data directory of $DB_POD_NAME is empty (its volume claim was lost or replaced); see docs/database.md (Recovering an empty primary)"
+      pause 15
+      continue
+    fi
     if [ "$holders" -gt 0 ] && [ "$silent" -eq 0 ] && [ -e "$DB_DATA_DIR/webcluster-restore" ]; then
       log "restoring the primary from the most advanced replica ${best% *} (position $best_position), as $DB_DATA_DIR/webcluster-restore asks"
       # shellcheck disable=SC2086 # host and port

@@ -29,6 +29,7 @@ CONFIGURED="$DB_SOCKET_DIR/primary-configured"
 stopping=
 restore_peer=
 
+restore_domain=
 # shellcheck source=common.sh
 . "$DB_CONFIG_DIR/common.sh"
 
@@ -44,27 +45,35 @@ remote_sql() {
 primary_value() { remote_sql "$DB_PRIMARY_HOST" "$PRIMARY_PORT" -N -B -e "$1"; }
 
 # Used by guard_empty_primary: a replica answers the replication user once it
-# holds the primary's users (seeded); before, it refuses it (error 1045).
-# Prints the sequence number it has reached and its GTID position.
+# holds the primary's users (seeded), and prints the sequence number it has
+# reached and its GTID position. Before, it refuses the user (error 1045): it
+# answered and holds no data, so this prints nothing. Any other failure
+# (refused, timed out: kube-router admits a new pod's address about a second
+# after it starts) is a replica that did not answer, which may hold data.
 peer_identity() {
   # The client's warnings (newer clients warn about TLS) stay out of the answer.
   if out=$(remote_sql "$1" "$2" -N -B -e 'SELECT @@gtid_slave_pos' 2>"$DB_SOCKET_DIR/peer.err"); then
     echo "$(printf '%s\n' "${out:-0-0-0}" | sed 's/,.*//; s/.*-//') GTID position ${out:-empty}"
     return 0
   fi
-  ! grep -q "ERROR 1045" "$DB_SOCKET_DIR/peer.err"
+  grep -q "ERROR 1045" "$DB_SOCKET_DIR/peer.err"
 }
 
 # Used by guard_empty_primary: the primary is loaded with a copy of a replica
-# once its server runs (restore_primary) and continues its GTID history.
-restore_from() { restore_peer="$1 $2"; }
+# once its server runs (restore_primary) and continues its GTID history. The
+# copy's domain is the server's from its start: a replica reaching the
+# restored primary before the copy ends must not see another domain.
+restore_from() {
+  restore_peer="$1 $2"
+  restore_domain=$(remote_sql "$1" "$2" -N -B -e 'SELECT @@gtid_slave_pos' | sed 's/-.*//')
+  [ -n "$restore_domain" ] || { log "replica $1 did not tell its GTID domain; trying again"; exit 1; }
+}
 restore_primary() {
   # shellcheck disable=SC2086 # host and port
   set -- $restore_peer
   position=$(remote_sql "$1" "$2" -N -B -e 'SELECT @@gtid_slave_pos')
   copy_databases "$1" "$2"
-  printf '%s\n' "${position%%-*}" >"$DOMAIN_FILE"
-  local_sql -e "RESET MASTER; SET GLOBAL gtid_binlog_state = '$position'; SET GLOBAL gtid_domain_id = ${position%%-*};"
+  local_sql -e "RESET MASTER; SET GLOBAL gtid_binlog_state = '$position';"
   rm -f "$DB_DATA_DIR/webcluster-restore"
 }
 
@@ -254,7 +263,9 @@ if [ ! -d "$DATADIR/mysql" ] || [ -e "$INITIALISING" ]; then
   mariadb-install-db --no-defaults --datadir="$DATADIR" --auth-root-authentication-method=normal \
     --skip-test-db --skip-name-resolve --skip-log-bin --tmpdir="$DB_SOCKET_DIR" >/dev/null
   fresh=true
-  if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ] && [ -z "$restore_peer" ]; then
+  if [ -n "$restore_peer" ]; then
+    printf '%s\n' "$restore_domain" >"$DOMAIN_FILE"
+  elif [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then
     # 1 to 2^31: domain 0 is the one data from before this script keeps.
     echo $(($(od -An -N4 -tu4 /dev/urandom) % 2147483647 + 1)) >"$DOMAIN_FILE"
   fi
@@ -265,6 +276,7 @@ if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then
   [ -z "$restore_peer" ] || restore_primary
   configure_primary
   rm -f "$INITIALISING"
+  rm -f "$DB_DATA_DIR/webcluster-initialise"
   : >"$CONFIGURED"
   log "primary ready on port $DB_PORT (GTID domain $(local_sql -N -B -e 'SELECT @@gtid_domain_id'))"
 else

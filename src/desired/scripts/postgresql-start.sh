@@ -135,6 +135,7 @@ run_primary() {
     sleep 1
   done
   configure_primary
+  rm -f "$DB_DATA_DIR/webcluster-initialise"
   : >"$CONFIGURED"
   log "primary ready on port $DB_PORT (system identifier $(local_value 'SELECT system_identifier FROM pg_control_system()'))"
   wait_server
