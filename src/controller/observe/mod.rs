@@ -172,6 +172,8 @@ where
 /// Secret written a moment ago; generating values again would change
 /// passwords, so Secrets the cache does not show with every key are read from
 /// the API server, and so are the data claims when a value is in neither.
+/// All in one round trip: a new WebCluster's first reconcile (neither Secret
+/// exists) waits for no serial GET.
 async fn credentials(
     client: &Client,
     caches: &ChildCaches,
@@ -189,12 +191,15 @@ async fn credentials(
     if keys.is_empty() || (complete(&from_cache.current) && complete(&from_cache.copy)) {
         return Ok(from_cache);
     }
-    let (current, copy) =
-        futures::try_join!(get::<Secret>(client, namespace, &main), get::<Secret>(client, namespace, &copy))?;
+    let (current, copy, claims) = futures::try_join!(
+        get::<Secret>(client, namespace, &main),
+        get::<Secret>(client, namespace, &copy),
+        data_claims(client, cluster, namespace, name),
+    )?;
     let mut found =
         Credentials { current: current.map(secret_strings), copy: copy.map(secret_strings), data_claims: Vec::new() };
     if !found.missing(&keys).is_empty() {
-        found.data_claims = data_claims(client, cluster, namespace, name).await?;
+        found.data_claims = claims;
     }
     Ok(found)
 }
@@ -215,15 +220,13 @@ async fn data_claims(
     if spec.storage.as_ref().and_then(|s| s.volume.as_ref()).is_some_and(|v| v.existing_claim.is_none()) {
         candidates.push(names::files(name));
     }
-    let mut found = Vec::new();
-    for claim in candidates {
-        let live = get::<PersistentVolumeClaim>(client, namespace, &claim).await?;
-        // A claim being deleted (a WebCluster deleted under `Delete`) holds nothing to protect.
-        if live.is_some_and(|c| c.metadata.deletion_timestamp.is_none()) {
-            found.push(claim);
-        }
-    }
-    Ok(found)
+    let live = futures::future::try_join_all(
+        candidates.iter().map(|claim| get::<PersistentVolumeClaim>(client, namespace, claim)),
+    )
+    .await?;
+    // A claim being deleted (a WebCluster deleted under `Delete`) holds nothing to protect.
+    let holding = live.iter().map(|c| c.as_ref().is_some_and(|c| c.metadata.deletion_timestamp.is_none()));
+    Ok(candidates.iter().zip(holding).filter(|(_, holds)| *holds).map(|(claim, _)| claim.clone()).collect())
 }
 
 /// The files claim, and whether the S3 credentials Secret exists.
