@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
+#[path = "data_services/extra.rs"]
+mod extra;
 #[path = "harness/mod.rs"]
 mod harness;
 #[path = "data_services/loopback.rs"]
@@ -30,6 +32,7 @@ use loopback::{
     report, require_program, run_as, run_bounded, server, summary,
 };
 use webcluster::api::DatabaseEngine as Engine;
+use webcluster::desired::credentials::{AppDatabase, DsnPart, Endpoint, dsn_key};
 
 const SECOND: Duration = Duration::from_secs(1);
 /// How long a replica may take to show a committed row.
@@ -67,6 +70,11 @@ struct Database {
 
 impl Database {
     fn new(engine: Engine) -> Self {
+        Self::with_managed(engine, "")
+    }
+
+    /// The database of a WebCluster whose `managed` block also has `more` (indented lines).
+    fn with_managed(engine: Engine, more: &str) -> Self {
         let path = match engine {
             Engine::Postgresql => format!("{}:{BASE_PATH}", postgres_bin_dir().display()),
             Engine::Mariadb => {
@@ -81,7 +89,7 @@ impl Database {
         };
         require_program("stdbuf", "coreutils");
         let rendered = Rendered::new(&cluster_yaml(&format!(
-            "  database:\n    engine: {}\n    managed:\n      replicas: 2\n      maxReplicaLagSeconds: 10\n",
+            "  database:\n    engine: {}\n    managed:\n      replicas: 2\n      maxReplicaLagSeconds: 10\n{more}",
             engine_name(engine)
         )));
         let tmp = TempDir::new(&engine_name(engine));
@@ -270,18 +278,25 @@ impl Database {
 
     /// A session through the write/read DSN parts of the generated Secret, to pod `ordinal`.
     fn connect(&mut self, ordinal: usize) -> Result<Session, String> {
+        self.connect_to(ordinal, AppDatabase::Main)
+    }
+
+    /// A session to `database` of pod `ordinal`, through its write (pod 0) or
+    /// read DSN parts of the generated Secret.
+    fn connect_to(&mut self, ordinal: usize, database: AppDatabase) -> Result<Session, String> {
+        let endpoint = if ordinal == 0 { Endpoint::Write } else { Endpoint::Read };
+        let secret = |part| self.rendered.secret_value("t-credentials", &dsn_key(database, endpoint, part));
+        let (user, password, name) = (secret(DsnPart::User), secret(DsnPart::Password), secret(DsnPart::Name));
+        self.connect_as(ordinal, &user, &password, &name)
+    }
+
+    /// A session to database `name` of pod `ordinal` as `user`.
+    fn connect_as(&mut self, ordinal: usize, user: &str, password: &str, name: &str) -> Result<Session, String> {
         let port = self.port(ordinal).to_string();
-        let secret = |key: &str| self.rendered.secret_value("t-credentials", key);
-        let endpoint = if ordinal == 0 { "write" } else { "read" };
-        let (user, password, name) = (
-            secret(&format!("{endpoint}-user")),
-            secret(&format!("{endpoint}-password")),
-            secret(&format!("{endpoint}-name")),
-        );
         let cmd = match self.engine {
             Engine::Postgresql => {
                 let mut cmd = self.client("psql");
-                cmd.args(["-X", "-q", "-tA", "-h", "127.0.0.1", "-p", &port, "-U", &user, "-d", &name]);
+                cmd.args(["-X", "-q", "-tA", "-h", "127.0.0.1", "-p", &port, "-U", user, "-d", name]);
                 cmd.env("PGPASSWORD", password).env("PGCONNECT_TIMEOUT", "5");
                 cmd
             }
@@ -299,7 +314,7 @@ impl Database {
                     "-P",
                     &port,
                 ]);
-                cmd.args(["-u", &user, &name]).env("MYSQL_PWD", password);
+                cmd.args(["-u", user, name]).env("MYSQL_PWD", password);
                 cmd
             }
         };

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::PodSpec;
 use proptest::prelude::*;
 use webcluster::api::{
     CacheBackend, CacheSpec, CronTaskSpec, DatabaseEngine, DatabaseSpec, DeletionPolicy, ExternalDatabase,
-    HttpCacheSpec, IngressSpec, S3Credentials, S3Storage, SecretKeyRef, SharedMount, SharedVolume, StorageSpec,
-    WebCluster, WebClusterSpec,
+    ExternalExtraDatabase, ExtraDatabase, HttpCacheSpec, IngressSpec, RESERVED_DATABASE_NAMES, S3Credentials,
+    S3Storage, SecretKeyRef, SharedMount, SharedVolume, StorageSpec, WebCluster, WebClusterSpec,
 };
 use webcluster::desired::{self, Child, Plan};
 
@@ -37,31 +37,59 @@ fn cache() -> impl Strategy<Value = Option<CacheSpec>> {
     ))
 }
 
+/// Names of extra databases: identifiers other than the main `app` and the engines' own.
+fn extra_names() -> impl Strategy<Value = Vec<String>> {
+    proptest::collection::btree_set("[a-z_][a-z0-9_]{0,10}", 0..4).prop_map(|names| {
+        names.into_iter().filter(|n| n != "app" && !RESERVED_DATABASE_NAMES.contains(&n.as_str())).collect()
+    })
+}
+
 fn database() -> impl Strategy<Value = Option<DatabaseSpec>> {
     let engine = prop_oneof![Just(DatabaseEngine::Postgresql), Just(DatabaseEngine::Mariadb)];
-    proptest::option::of((engine, proptest::option::of(0..4i32), any::<bool>()).prop_map(
-        |(engine, managed_replicas, read_ref)| {
+    proptest::option::of((engine, proptest::option::of(0..4i32), any::<bool>(), extra_names()).prop_map(
+        |(engine, managed_replicas, read_ref, extras)| {
             let mut spec: DatabaseSpec =
                 serde_saphyr::from_str("engine: postgresql\nmanaged: {}\n").expect("valid database spec");
             spec.engine = engine;
+            let key = |name: &str| SecretKeyRef { name: name.into(), key: "url".into() };
             match managed_replicas {
                 Some(replicas) => {
                     if let Some(managed) = spec.managed.as_mut() {
                         managed.replicas = replicas;
+                        managed.databases =
+                            extras.into_iter().map(|name| ExtraDatabase { user: format!("u_{name}"), name }).collect();
                     }
                 }
                 None => {
                     spec.managed = None;
-                    let key = |name: &str| SecretKeyRef { name: name.into(), key: "url".into() };
+                    let databases = extras
+                        .into_iter()
+                        .map(|name| ExternalExtraDatabase {
+                            write_url_secret_ref: key(&format!("{}-write", name.replace('_', "-"))),
+                            read_url_secret_ref: read_ref.then(|| key(&format!("{}-read", name.replace('_', "-")))),
+                            name,
+                        })
+                        .collect();
                     spec.external = Some(ExternalDatabase {
                         write_url_secret_ref: key("db-write"),
                         read_url_secret_ref: read_ref.then(|| key("db-read")),
+                        databases,
                     });
                 }
             }
             spec
         },
     ))
+}
+
+/// The extra databases of a spec, by name.
+fn extra_databases(cluster: &WebCluster) -> Vec<String> {
+    let Some(db) = &cluster.spec.database else { return Vec::new() };
+    match (&db.managed, &db.external) {
+        (Some(managed), _) => managed.databases.iter().map(|d| d.name.clone()).collect(),
+        (None, Some(external)) => external.databases.iter().map(|d| d.name.clone()).collect(),
+        (None, None) => Vec::new(),
+    }
 }
 
 fn storage() -> impl Strategy<Value = Option<StorageSpec>> {
@@ -149,9 +177,14 @@ fn promised_env(cluster: &WebCluster) -> Vec<String> {
     let mut names = Vec::new();
     if spec.database.is_some() {
         names.push("WEBCLUSTER_DB_ENGINE".to_string());
-        for end in ["WRITE", "READ"] {
-            for part in ["URL", "HOST", "PORT", "NAME", "USER", "PASSWORD"] {
-                names.push(format!("WEBCLUSTER_DB_{end}_{part}"));
+        // The main database's, then each extra database's under its upper-cased name.
+        let prefixes = std::iter::once(String::new())
+            .chain(extra_databases(cluster).into_iter().map(|n| format!("{}_", n.to_uppercase())));
+        for prefix in prefixes {
+            for end in ["WRITE", "READ"] {
+                for part in ["URL", "HOST", "PORT", "NAME", "USER", "PASSWORD"] {
+                    names.push(format!("WEBCLUSTER_DB_{prefix}{end}_{part}"));
+                }
             }
         }
     }
@@ -189,6 +222,27 @@ fn workload_pods(children: &[Child]) -> Vec<(String, &PodSpec)> {
             Some((format!("{} {}", child.kind(), child.name()), pod))
         })
         .collect()
+}
+
+/// The keys of a rendered Secret.
+fn secret_keys(children: &[Child], name: &str) -> Option<BTreeSet<String>> {
+    children.iter().find_map(|child| match child {
+        Child::Secret(secret) if child.name() == name => {
+            Some(secret.data.iter().flatten().map(|(key, _)| key.clone()).collect())
+        }
+        _ => None,
+    })
+}
+
+/// A literal variable of the database StatefulSet's container.
+fn database_env(children: &[Child], var: &str) -> Option<String> {
+    children.iter().find_map(|child| match child {
+        Child::StatefulSet(set) if child.name().ends_with("-db") => {
+            let pod = set.spec.template.spec.as_ref()?;
+            pod.containers[0].env.iter().flatten().find(|e| e.name == var).and_then(|e| e.value.clone())
+        }
+        _ => None,
+    })
 }
 
 fn is_dns1123_label(name: &str) -> bool {
@@ -235,11 +289,31 @@ proptest! {
         }
 
         let promised = promised_env(&cluster);
+        let credentials = secret_keys(&children, &format!("{}-credentials", cluster.metadata.name.as_deref().unwrap_or_default()));
         for (what, pod) in workload_pods(&children) {
-            let env: BTreeSet<String> = pod.containers[0].env.iter().flatten().map(|e| e.name.clone()).collect();
+            let env = pod.containers[0].env.clone().unwrap_or_default();
+            let names: BTreeSet<String> = env.iter().map(|e| e.name.clone()).collect();
+            prop_assert_eq!(names.len(), env.len(), "{} names a variable twice", what);
             for name in &promised {
-                prop_assert!(env.contains(name), "{what} lacks {name}");
+                prop_assert!(names.contains(name), "{what} lacks {name}");
             }
+            // Every variable read from the generated Secret names a key it holds.
+            for var in &env {
+                let Some(key) = var.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()) else { continue };
+                if credentials.as_ref().is_some_and(|_| key.name.ends_with("-credentials")) {
+                    prop_assert!(credentials.as_ref().is_some_and(|keys| keys.contains(&key.key)), "{what}: {} reads key {} the Secret lacks", var.name, key.key);
+                }
+            }
+        }
+        // Each extra managed database has its generated password and is created by the start script.
+        if let Some(managed) = cluster.spec.database.as_ref().and_then(|d| d.managed.as_ref()) {
+            let keys = credentials.clone().unwrap_or_default();
+            for extra in &managed.databases {
+                prop_assert!(keys.contains(&format!("db.{}.password", extra.name)), "no generated password of {}", extra.name);
+            }
+            let listed = database_env(&children, "DB_EXTRA_DATABASES");
+            let expected: Vec<String> = managed.databases.iter().map(|d| format!("{}:{}", d.name, d.user)).collect();
+            prop_assert_eq!(listed, (!expected.is_empty()).then(|| expected.join(" ")));
         }
     }
 }

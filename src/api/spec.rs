@@ -559,9 +559,38 @@ pub struct DatabaseSpec {
     pub external: Option<ExternalDatabase>,
 }
 
+/// Most extra databases beside the main one.
+pub const MAX_EXTRA_DATABASES: usize = 8;
+/// Names of the engines' own databases, which an extra database cannot take.
+pub const RESERVED_DATABASE_NAMES: [&str; 7] =
+    ["postgres", "template0", "template1", "mysql", "information_schema", "performance_schema", "sys"];
+/// Names of the engines' own users and the replication user, which an extra database's user cannot take.
+pub const RESERVED_USERS: [&str; 5] = ["postgres", "root", "mysql", "mariadb", "replicator"];
+
+/// An extra database's name or user must differ from the main ones.
+const EXTRA_DIFFERS_RULE: &str = "!has(self.databases) || self.databases.all(d, d.name != (has(self.databaseName) ? self.databaseName : 'app') && d.user != (has(self.user) ? self.user : 'app'))";
+/// What [`EXTRA_DIFFERS_RULE`] tells.
+pub const EXTRA_DIFFERS_MESSAGE: &str =
+    "spec.database.managed.databases: each name and user must differ from the main databaseName and user";
+/// What the reserved-names rule tells.
+pub const EXTRA_RESERVED_MESSAGE: &str = "spec.database.managed.databases: a name cannot be one of the engines' own databases (postgres, template0, template1, mysql, information_schema, performance_schema, sys), a user cannot be postgres, root, mysql, mariadb, replicator or start with pg_";
+/// No extra database takes a reserved name or user (`pg_` starts PostgreSQL's own roles).
+fn extra_reserved_rule() -> String {
+    let list = |names: &[&str]| names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+    format!(
+        "self.all(d, !(d.name in [{}]) && !(d.user in [{}]) && !d.user.startsWith('pg_'))",
+        list(&RESERVED_DATABASE_NAMES),
+        list(&RESERVED_USERS)
+    )
+}
+
+/// What the unique-users rule tells.
+pub const EXTRA_USERS_MESSAGE: &str = "spec.database.managed.databases: each user must appear once";
+
 /// A primary/replica database run by the operator with the official image.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new(EXTRA_DIFFERS_RULE).message(EXTRA_DIFFERS_MESSAGE))]
 pub struct ManagedDatabase {
     /// Image. Defaults to the official `postgres` or `mariadb` image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -578,6 +607,17 @@ pub struct ManagedDatabase {
     #[serde(default = "default_db_user")]
     #[schemars(regex(pattern = r"^[a-z_][a-z0-9_]{0,31}$"))]
     pub user: String,
+    /// More databases on the same server, each with its own user and generated
+    /// password (never regenerated), created by the primary at every start and
+    /// replicated like the main one. The app gets `WEBCLUSTER_DB_<NAME>_WRITE_URL`,
+    /// `_READ_URL` and their parts. Removing one from the list drops nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_EXTRA_DATABASES), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[x_kube(
+        validation = Rule::new(extra_reserved_rule()).message(EXTRA_RESERVED_MESSAGE),
+        validation = Rule::new("self.all(a, self.exists_one(b, b.user == a.user))").message(EXTRA_USERS_MESSAGE)
+    )]
+    pub databases: Vec<ExtraDatabase>,
     /// Data volume of each database pod.
     #[serde(default = "default_db_storage")]
     pub storage: VolumeSize,
@@ -593,6 +633,19 @@ pub struct ManagedDatabase {
     /// Where the database pods run: node selector, tolerations, affinity, priority class, topology spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodPlacement>,
+}
+
+/// One more database of a managed server, with its own user.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtraDatabase {
+    /// Name of the database, a name both engines take unquoted; upper-cased in the
+    /// variables' names (`dfs`: `WEBCLUSTER_DB_DFS_WRITE_URL`).
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]{0,62}$"))]
+    pub name: String,
+    /// Name of its user, the only one (beside the superuser) it grants to.
+    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[a-z_][a-z0-9_]{0,31}$"))]
+    pub user: String,
 }
 
 impl ManagedDatabase {
@@ -630,6 +683,26 @@ pub struct ExternalDatabase {
     #[serde(rename = "writeURLSecretRef")]
     pub write_url_secret_ref: SecretKeyRef,
     /// Secret key holding the read-only DSN. Without it reads use the write DSN.
+    #[serde(rename = "readURLSecretRef", default, skip_serializing_if = "Option::is_none")]
+    pub read_url_secret_ref: Option<SecretKeyRef>,
+    /// More databases, each given by its own DSNs: the app gets
+    /// `WEBCLUSTER_DB_<NAME>_WRITE_URL`, `_READ_URL` and their parts, as for a managed server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_EXTRA_DATABASES), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub databases: Vec<ExternalExtraDatabase>,
+}
+
+/// One more external database.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalExtraDatabase {
+    /// Name of the database in the variables' names, upper-cased (`dfs`: `WEBCLUSTER_DB_DFS_WRITE_URL`).
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]{0,62}$"))]
+    pub name: String,
+    /// Secret key holding its read-write DSN.
+    #[serde(rename = "writeURLSecretRef")]
+    pub write_url_secret_ref: SecretKeyRef,
+    /// Secret key holding its read-only DSN. Without it reads use the write DSN.
     #[serde(rename = "readURLSecretRef", default, skip_serializing_if = "Option::is_none")]
     pub read_url_secret_ref: Option<SecretKeyRef>,
 }

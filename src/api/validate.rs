@@ -16,7 +16,10 @@ use super::formats::{
     QUANTITY_HINT, QUANTITY_PATTERN, SCHEDULE_HINT, SCHEDULE_RANGE_HINT, TIME_ZONE_HINT, is_quantity, is_schedule,
     is_time_zone, memory_bytes, memory_range_hint, schedule_ranges_ascend,
 };
-use super::{MAX_CRONJOB_NAME_LENGTH, MAX_NAME_LENGTH, MAX_UNAVAILABLE_MESSAGE, WebCluster};
+use super::{
+    EXTRA_DIFFERS_MESSAGE, EXTRA_RESERVED_MESSAGE, EXTRA_USERS_MESSAGE, ExtraDatabase, MAX_CRONJOB_NAME_LENGTH,
+    MAX_NAME_LENGTH, MAX_UNAVAILABLE_MESSAGE, ManagedDatabase, RESERVED_DATABASE_NAMES, RESERVED_USERS, WebCluster,
+};
 
 /// One field that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,6 +314,12 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
     if spec.database.as_ref().is_some_and(|d| d.managed.is_some() == d.external.is_some()) {
         fail("spec.database", "set exactly one of managed or external");
     }
+    if let Some(managed) = spec.database.as_ref().and_then(|d| d.managed.as_ref()) {
+        for message in extra_database_errors(managed) {
+            let (path, message) = message.split_once(": ").unwrap_or_default();
+            fail(path, message);
+        }
+    }
     if let Some(storage) = &spec.storage {
         if storage.volume.is_some() == storage.s3.is_some() {
             fail("spec.storage", "set exactly one of volume or s3");
@@ -338,6 +347,28 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
                 "'<webcluster name>-<job name>' must be at most 52 characters (a CronJob name limit)",
             );
         }
+    }
+    errors
+}
+
+/// The CEL rules of `spec.database.managed.databases`, as their messages.
+fn extra_database_errors(managed: &ManagedDatabase) -> Vec<&'static str> {
+    let extras = &managed.databases;
+    let mut errors = Vec::new();
+    if extras.iter().any(|d| d.name == managed.database_name || d.user == managed.user) {
+        errors.push(EXTRA_DIFFERS_MESSAGE);
+    }
+    let reserved = |d: &ExtraDatabase| {
+        RESERVED_DATABASE_NAMES.contains(&d.name.as_str())
+            || RESERVED_USERS.contains(&d.user.as_str())
+            || d.user.starts_with("pg_")
+    };
+    if extras.iter().any(reserved) {
+        errors.push(EXTRA_RESERVED_MESSAGE);
+    }
+    let users: BTreeSet<&str> = extras.iter().map(|d| d.user.as_str()).collect();
+    if users.len() != extras.len() {
+        errors.push(EXTRA_USERS_MESSAGE);
     }
     errors
 }

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::meta::{Component, Parent};
 use super::{Child, Plan, database, names};
-use crate::api::{DatabaseEngine, WebClusterSpec};
+use crate::api::{DatabaseEngine, DatabaseSpec, WebClusterSpec};
 
 /// Password of the application's database user.
 pub const DB_PASSWORD: &str = "db-password";
@@ -82,17 +82,67 @@ impl DsnPart {
     }
 }
 
-/// The generated Secret's key of one part of one endpoint's DSN: `<endpoint>-<part>`.
-pub fn dsn_key(endpoint: Endpoint, part: DsnPart) -> String {
-    format!("{}-{}", endpoint.key_prefix(), part.name())
+/// One database the app reaches: the main one, or one of `databases` by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppDatabase<'a> {
+    /// `databaseName` of a managed server, or the external write/read DSNs.
+    Main,
+    /// An entry of `managed.databases` or `external.databases`.
+    Extra(&'a str),
+}
+
+impl AppDatabase<'_> {
+    /// Prefix of its Secret keys: none for the main database, `db.<name>.` else.
+    fn key_prefix(self) -> String {
+        match self {
+            AppDatabase::Main => String::new(),
+            AppDatabase::Extra(name) => format!("db.{name}."),
+        }
+    }
+
+    /// Prefix of its variables: `WEBCLUSTER_DB_`, or `WEBCLUSTER_DB_<NAME>_`.
+    fn var_prefix(self) -> String {
+        match self {
+            AppDatabase::Main => "WEBCLUSTER_DB_".into(),
+            AppDatabase::Extra(name) => format!("WEBCLUSTER_DB_{}_", name.to_uppercase()),
+        }
+    }
+}
+
+/// Every database of the spec the app reaches, the main one first. Names are
+/// `[a-z_][a-z0-9_]*` and parts hold no `_`, so no two share a variable.
+pub fn app_databases(db: &DatabaseSpec) -> Vec<AppDatabase<'_>> {
+    let extras: Vec<&str> = match (&db.managed, &db.external) {
+        (Some(managed), _) => managed.databases.iter().map(|d| d.name.as_str()).collect(),
+        (None, Some(external)) => external.databases.iter().map(|d| d.name.as_str()).collect(),
+        (None, None) => Vec::new(),
+    };
+    std::iter::once(AppDatabase::Main).chain(extras.into_iter().map(AppDatabase::Extra)).collect()
+}
+
+/// The generated Secret's key of one part of one endpoint's DSN of a database:
+/// `<endpoint>-<part>` for the main one, `db.<name>.<endpoint>-<part>` else.
+pub fn dsn_key(db: AppDatabase, endpoint: Endpoint, part: DsnPart) -> String {
+    format!("{}{}-{}", db.key_prefix(), endpoint.key_prefix(), part.name())
+}
+
+/// The contract variable of one part: `WEBCLUSTER_DB_[<NAME>_]<ENDPOINT>_<PART>`.
+pub fn dsn_var(db: AppDatabase, endpoint: Endpoint, part: DsnPart) -> String {
+    format!("{}{}_{}", db.var_prefix(), endpoint.key_prefix(), part.name()).to_uppercase()
+}
+
+/// The generated key of an extra managed database's password: `db.<name>.password`.
+pub fn extra_password_key(name: &str) -> String {
+    format!("{}password", AppDatabase::Extra(name).key_prefix())
 }
 
 /// Keys whose values the controller generates once: database passwords (managed
-/// database only) and the shared secrets.
+/// database only, the extra databases' too) and the shared secrets.
 pub fn generated_keys(spec: &WebClusterSpec) -> Vec<String> {
     let mut keys = Vec::new();
-    if spec.database.as_ref().is_some_and(|db| db.managed.is_some()) {
+    if let Some(managed) = spec.database.as_ref().and_then(|db| db.managed.as_ref()) {
         keys.extend([DB_PASSWORD, DB_SUPERUSER_PASSWORD, DB_REPLICATION_PASSWORD].map(String::from));
+        keys.extend(managed.databases.iter().map(|d| extra_password_key(&d.name)));
     }
     keys.extend(spec.app.shared_secrets.iter().map(|name| format!("{SHARED_PREFIX}{name}")));
     keys
@@ -153,35 +203,51 @@ impl std::fmt::Debug for Redacted<'_> {
 fn dsn_entries(parent: &Parent, plan: &Plan) -> BTreeMap<String, String> {
     let Some(db) = &parent.spec.database else { return BTreeMap::new() };
     let mut entries = BTreeMap::new();
-    for endpoint in Endpoint::ALL {
-        let (url, dsn) = match (&db.managed, &plan.external_db) {
-            (Some(managed), _) => {
-                let service = match endpoint {
-                    Endpoint::Write => names::database_write(parent.name),
-                    Endpoint::Read => names::database_read(parent.name),
-                };
-                let dsn = Dsn {
-                    scheme: scheme(db.engine),
-                    host: parent.service_host(&service),
-                    port: database::port(db.engine).to_string(),
-                    name: managed.database_name.clone(),
-                    user: managed.user.clone(),
-                    password: plan.generated.get(DB_PASSWORD).cloned().unwrap_or_default(),
-                };
-                (dsn.url(), dsn)
-            }
-            (None, Some(external)) => {
-                let raw = match endpoint {
-                    Endpoint::Write => &external.write,
-                    Endpoint::Read => &external.read,
-                };
-                (raw.clone(), Dsn::parse(raw).unwrap_or_default())
-            }
-            (None, None) => continue,
-        };
-        entries.extend(DsnPart::ALL.map(|part| (dsn_key(endpoint, part), dsn.part(part, &url))));
+    for database in app_databases(db) {
+        for endpoint in Endpoint::ALL {
+            let Some((url, dsn)) = endpoint_dsn(parent, plan, database, endpoint) else { continue };
+            entries.extend(DsnPart::ALL.map(|part| (dsn_key(database, endpoint, part), dsn.part(part, &url))));
+        }
     }
     entries
+}
+
+/// One endpoint's DSN of one database, whole and in parts: built for a managed
+/// server, read for an external one (`None` when it was not read).
+fn endpoint_dsn(parent: &Parent, plan: &Plan, database: AppDatabase, endpoint: Endpoint) -> Option<(String, Dsn)> {
+    let db = parent.spec.database.as_ref()?;
+    if let Some(managed) = &db.managed {
+        let (name, user, password_key) = match database {
+            AppDatabase::Main => (&managed.database_name, &managed.user, DB_PASSWORD.to_string()),
+            AppDatabase::Extra(name) => {
+                let extra = managed.databases.iter().find(|d| d.name == name)?;
+                (&extra.name, &extra.user, extra_password_key(name))
+            }
+        };
+        let service = match endpoint {
+            Endpoint::Write => names::database_write(parent.name),
+            Endpoint::Read => names::database_read(parent.name),
+        };
+        let dsn = Dsn {
+            scheme: scheme(db.engine),
+            host: parent.service_host(&service),
+            port: database::port(db.engine).to_string(),
+            name: name.clone(),
+            user: user.clone(),
+            password: plan.generated.get(&password_key).cloned().unwrap_or_default(),
+        };
+        return Some((dsn.url(), dsn));
+    }
+    let external = plan.external_db.as_ref()?;
+    let urls = match database {
+        AppDatabase::Main => external,
+        AppDatabase::Extra(name) => external.databases.get(name)?,
+    };
+    let raw = match endpoint {
+        Endpoint::Write => &urls.write,
+        Endpoint::Read => &urls.read,
+    };
+    Some((raw.clone(), Dsn::parse(raw).unwrap_or_default()))
 }
 
 /// The URL scheme applications expect: PEAR/Roundcube and Doctrine both accept these.

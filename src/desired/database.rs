@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD};
+use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD, extra_password_key};
 use super::meta::{Component, POD_NAME_LABEL, Parent};
 use super::pod::{
     config_map_volume, disruption_budget, empty_dir_volume, from_secret, plain, pod_name_env, read_only_container,
@@ -199,6 +199,24 @@ fn script_env(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase
         from_secret("DB_REPLICATION_PASSWORD", &secret, DB_REPLICATION_PASSWORD),
         plain("DB_MAX_LAG_SECONDS", &managed.max_replica_lag_seconds.to_string()),
     ]
+    .into_iter()
+    .chain(extra_databases_env(&secret, managed))
+    .collect()
+}
+
+/// The extra databases the primary creates: `DB_EXTRA_DATABASES` lists
+/// `name:user` pairs, `DB_EXTRA_PASSWORD_<name>` holds each user's password.
+/// Nothing without extra databases, so such pods' environment is unchanged.
+fn extra_databases_env(secret: &str, managed: &ManagedDatabase) -> Vec<EnvVar> {
+    if managed.databases.is_empty() {
+        return Vec::new();
+    }
+    let pairs: Vec<String> = managed.databases.iter().map(|d| format!("{}:{}", d.name, d.user)).collect();
+    let passwords = managed
+        .databases
+        .iter()
+        .map(|d| from_secret(&format!("DB_EXTRA_PASSWORD_{}", d.name), secret, &extra_password_key(&d.name)));
+    std::iter::once(plain("DB_EXTRA_DATABASES", &pairs.join(" "))).chain(passwords).collect()
 }
 
 /// A probe that runs `command` every `period_seconds`, failing after `failures` misses.

@@ -85,11 +85,54 @@ pub struct ExternalUrls {
     pub write: String,
     /// Read-only DSN (the write DSN when none was given).
     pub read: String,
+    /// Those of `external.databases`, by name (their own `databases` empty).
+    pub databases: BTreeMap<String, ExternalUrls>,
+}
+
+impl ExternalUrls {
+    /// Every external database's DSNs, all empty: what the Secret holds while they are not read.
+    pub fn empty(external: &crate::api::ExternalDatabase) -> Self {
+        Self::from_refs(external, |_| String::new())
+    }
+
+    /// Every Secret key the external databases' DSNs are read from.
+    pub fn references(external: &crate::api::ExternalDatabase) -> Vec<&crate::api::SecretKeyRef> {
+        let extras =
+            external.databases.iter().flat_map(|d| [Some(&d.write_url_secret_ref), d.read_url_secret_ref.as_ref()]);
+        [Some(&external.write_url_secret_ref), external.read_url_secret_ref.as_ref()]
+            .into_iter()
+            .chain(extras)
+            .flatten()
+            .collect()
+    }
+
+    /// Every external database's DSNs, each read by `read` from its Secret reference;
+    /// a database without a read reference reads through its write DSN.
+    pub fn from_refs(
+        external: &crate::api::ExternalDatabase,
+        mut read: impl FnMut(&crate::api::SecretKeyRef) -> String,
+    ) -> Self {
+        let mut pair = |write: &crate::api::SecretKeyRef, read_ref: Option<&crate::api::SecretKeyRef>| {
+            let write = read(write);
+            let read = read_ref.map(&mut read).unwrap_or_else(|| write.clone());
+            Self { write, read, databases: BTreeMap::new() }
+        };
+        let mut urls = pair(&external.write_url_secret_ref, external.read_url_secret_ref.as_ref());
+        for extra in &external.databases {
+            let extra_urls = pair(&extra.write_url_secret_ref, extra.read_url_secret_ref.as_ref());
+            urls.databases.insert(extra.name.clone(), extra_urls);
+        }
+        urls
+    }
 }
 
 impl std::fmt::Debug for ExternalUrls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ExternalUrls { write: <redacted>, read: <redacted> }")
+        f.write_str("ExternalUrls { write: <redacted>, read: <redacted>")?;
+        if !self.databases.is_empty() {
+            write!(f, ", databases: {:?}", self.databases.keys().collect::<Vec<_>>())?;
+        }
+        f.write_str(" }")
     }
 }
 
@@ -104,15 +147,12 @@ impl Plan {
                 (key, placeholder)
             })
             .collect();
-        let external_db = cluster.spec.database.as_ref().and_then(|db| db.external.as_ref()).map(|ext| {
-            let write = format!("from-secret://{}/{}", ext.write_url_secret_ref.name, ext.write_url_secret_ref.key);
-            let read = ext
-                .read_url_secret_ref
-                .as_ref()
-                .map(|r| format!("from-secret://{}/{}", r.name, r.key))
-                .unwrap_or_else(|| write.clone());
-            ExternalUrls { write, read }
-        });
+        let external_db = cluster
+            .spec
+            .database
+            .as_ref()
+            .and_then(|db| db.external.as_ref())
+            .map(|ext| ExternalUrls::from_refs(ext, |r| format!("from-secret://{}/{}", r.name, r.key)));
         Self {
             generated,
             external_db,

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::EnvVar;
 
-use super::credentials::{DsnPart, Endpoint, SHARED_PREFIX, dsn_key};
+use super::credentials::{DsnPart, Endpoint, SHARED_PREFIX, app_databases, dsn_key, dsn_var};
 use super::meta::Parent;
 use super::pod::{from_secret, plain};
 use super::{cache, http_cache, names, storage};
@@ -14,10 +14,12 @@ pub fn contract_env(parent: &Parent) -> Vec<EnvVar> {
     let mut env = Vec::new();
     if let Some(db) = &parent.spec.database {
         env.push(plain("WEBCLUSTER_DB_ENGINE", super::database::engine_name(db.engine)));
-        for endpoint in Endpoint::ALL {
-            for part in DsnPart::ALL {
-                let var = format!("WEBCLUSTER_DB_{}_{}", endpoint.key_prefix(), part.name()).to_uppercase();
-                env.push(from_secret(&var, &names::credentials(parent.name), &dsn_key(endpoint, part)));
+        for database in app_databases(db) {
+            for endpoint in Endpoint::ALL {
+                for part in DsnPart::ALL {
+                    let (var, key) = (dsn_var(database, endpoint, part), dsn_key(database, endpoint, part));
+                    env.push(from_secret(&var, &names::credentials(parent.name), &key));
+                }
             }
         }
     }
@@ -34,4 +36,48 @@ pub fn contract_env(parent: &Parent) -> Vec<EnvVar> {
         env.push(from_secret(name, &names::credentials(parent.name), &format!("{SHARED_PREFIX}{name}")));
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::{Child, Plan, children};
+    use crate::api::{WebCluster, WebClusterSpec};
+
+    /// The app container's variables: literal values, or `secret/key` for Secret references.
+    fn app_env(yaml: &str) -> BTreeMap<String, String> {
+        let spec: WebClusterSpec = serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+        let mut cluster = WebCluster::new("shop", spec);
+        cluster.metadata.namespace = Some("ns".into());
+        let built = children(&cluster, &Plan::offline(&cluster)).unwrap_or_else(|e| panic!("{e}"));
+        let pod = built.iter().find_map(|c| match c {
+            Child::Deployment(d) => d.spec.template.spec.clone(),
+            _ => None,
+        });
+        let container = pod.map(|mut p| p.containers.remove(0)).unwrap_or_default();
+        container
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .map(|var| {
+                let from = var.value_from.and_then(|f| f.secret_key_ref).map(|r| format!("{}/{}", r.name, r.key));
+                (var.name, var.value.or(from).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_extra_database_has_every_part_of_the_main_one_under_its_name() {
+        let env =
+            app_env("app: {image: a}\ndatabase: {engine: mariadb, managed: {databases: [{name: dfs, user: ezdfs}]}}");
+        for end in ["WRITE", "READ"] {
+            for part in ["URL", "HOST", "PORT", "NAME", "USER", "PASSWORD"] {
+                let key = format!("{}-{}", end.to_lowercase(), part.to_lowercase());
+                assert_eq!(env[&format!("WEBCLUSTER_DB_{end}_{part}")], format!("shop-credentials/{key}"));
+                assert_eq!(env[&format!("WEBCLUSTER_DB_DFS_{end}_{part}")], format!("shop-credentials/db.dfs.{key}"));
+            }
+        }
+        assert_eq!(env.keys().filter(|k| k.starts_with("WEBCLUSTER_DB_")).count(), 1 + 2 * 12);
+    }
 }

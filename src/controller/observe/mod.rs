@@ -257,9 +257,15 @@ async fn external(
     namespace: &str,
 ) -> Result<Option<Result<ExternalUrls, String>>, ApiError> {
     let Some(external) = cluster.spec.database.as_ref().and_then(|db| db.external.as_ref()) else { return Ok(None) };
-    let urls =
-        external_urls(client, namespace, &external.write_url_secret_ref, external.read_url_secret_ref.as_ref()).await?;
-    Ok(Some(urls))
+    let mut values = BTreeMap::new();
+    for reference in ExternalUrls::references(external) {
+        match secret_value(client, namespace, reference).await? {
+            Ok(url) => values.insert((reference.name.as_str(), reference.key.as_str()), url),
+            Err(message) => return Ok(Some(Err(message))),
+        };
+    }
+    let value = |r: &SecretKeyRef| values.get(&(r.name.as_str(), r.key.as_str())).cloned().unwrap_or_default();
+    Ok(Some(Ok(ExternalUrls::from_refs(external, value))))
 }
 
 /// GET one object; `None` when it does not exist.
@@ -283,26 +289,6 @@ fn secret_strings(secret: Secret) -> BTreeMap<String, String> {
         .into_iter()
         .filter_map(|(key, value)| String::from_utf8(value.0).ok().map(|v| (key, v)))
         .collect()
-}
-
-async fn external_urls(
-    client: &Client,
-    namespace: &str,
-    write: &SecretKeyRef,
-    read: Option<&SecretKeyRef>,
-) -> Result<Result<ExternalUrls, String>, ApiError> {
-    let write_url = match secret_value(client, namespace, write).await? {
-        Ok(url) => url,
-        Err(message) => return Ok(Err(message)),
-    };
-    let read_url = match read {
-        Some(reference) => match secret_value(client, namespace, reference).await? {
-            Ok(url) => url,
-            Err(message) => return Ok(Err(message)),
-        },
-        None => write_url.clone(),
-    };
-    Ok(Ok(ExternalUrls { write: write_url, read: read_url }))
 }
 
 async fn secret_value(

@@ -116,8 +116,7 @@ pub fn decide(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<Str
 
 /// Without readable external DSNs the Secret keeps empty values (the status says why).
 fn placeholder_external(cluster: &WebCluster) -> Option<ExternalUrls> {
-    cluster.spec.database.as_ref()?.external.as_ref()?;
-    Some(ExternalUrls { write: String::new(), read: String::new() })
+    Some(ExternalUrls::empty(cluster.spec.database.as_ref()?.external.as_ref()?))
 }
 
 #[cfg(test)]

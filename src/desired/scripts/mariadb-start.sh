@@ -7,7 +7,8 @@
 # Needs: DB_POD_NAME DB_PRIMARY_POD DB_PRIMARY_HOST DB_PORT DB_DATA_DIR
 #        DB_CONFIG_DIR DB_SOCKET_DIR DB_NAME DB_USER DB_PASSWORD
 #        DB_SUPERUSER_PASSWORD DB_REPLICATION_USER DB_REPLICATION_PASSWORD
-# Optional: DB_PRIMARY_PORT (default DB_PORT), DB_WAIT_SECONDS (default 300).
+# Optional: DB_PRIMARY_PORT (default DB_PORT), DB_WAIT_SECONDS (default 300),
+#           DB_EXTRA_DATABASES with DB_EXTRA_PASSWORD_<name> for each.
 set -eu
 : "${DB_POD_NAME:?}" "${DB_PRIMARY_POD:?}" "${DB_PRIMARY_HOST:?}" "${DB_PORT:?}" "${DB_DATA_DIR:?}"
 : "${DB_CONFIG_DIR:?}" "${DB_SOCKET_DIR:?}" "${DB_NAME:?}" "${DB_USER:?}" "${DB_PASSWORD:?}"
@@ -142,6 +143,26 @@ CREATE USER IF NOT EXISTS '$DB_REPLICATION_USER'@'%' IDENTIFIED BY PASSWORD '$re
 ALTER USER '$DB_REPLICATION_USER'@'%' IDENTIFIED BY PASSWORD '$repl_hash';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, SLAVE MONITOR, BINLOG MONITOR, SELECT, RELOAD, SHOW VIEW, EVENT, TRIGGER, LOCK TABLES ON *.* TO '$DB_REPLICATION_USER'@'%';
 SQL
+  configure_extra_databases
+}
+
+# The extra databases (DB_EXTRA_DATABASES: "name:user" words), each granted to
+# its own user only; users replicate with their hashes, as above.
+configure_extra_databases() {
+  for pair in ${DB_EXTRA_DATABASES:-}; do
+    name=${pair%%:*} user=${pair#*:}
+    # Names are identifiers (the CRD checks them): safe in a variable's name.
+    eval "password=\${DB_EXTRA_PASSWORD_$name:?}"
+    hash=$(password_hash "$password")
+    # In a GRANT, _ matches any character: escaped, it names this database only.
+    grant=$(printf '%s' "$name" | sed 's/_/\\_/g')
+    local_sql <<SQL
+CREATE DATABASE IF NOT EXISTS \`$name\`;
+CREATE USER IF NOT EXISTS '$user'@'%' IDENTIFIED BY PASSWORD '$hash';
+ALTER USER '$user'@'%' IDENTIFIED BY PASSWORD '$hash';
+GRANT ALL PRIVILEGES ON \`$grant\`.* TO '$user'@'%';
+SQL
+  done
 }
 
 # A replica copies the primary's data with its GTID position, then follows

@@ -6,7 +6,8 @@
 #        DB_CONFIG_DIR DB_SOCKET_DIR DB_NAME DB_USER DB_PASSWORD
 #        DB_SUPERUSER_PASSWORD DB_REPLICATION_USER DB_REPLICATION_PASSWORD
 # Optional: DB_PRIMARY_PORT (default DB_PORT), DB_WAIT_SECONDS (default 300),
-#           DB_HEAL_AFTER_SECONDS (default 60).
+#           DB_HEAL_AFTER_SECONDS (default 60), DB_EXTRA_DATABASES with
+#           DB_EXTRA_PASSWORD_<name> for each.
 # Passwords never appear in arguments or logs: they go through a passfile or
 # psql's stdin (printf is a shell builtin).
 set -eu
@@ -118,6 +119,26 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'app_user') WHERE NOT EXIST
 ALTER DATABASE :"db" OWNER TO :"app_user";
 SQL
   } | psql -X -v ON_ERROR_STOP=1 -q -h "$DB_SOCKET_DIR" -p "$DB_PORT" -U postgres -d postgres >&2
+  configure_extra_databases
+}
+
+# The extra databases (DB_EXTRA_DATABASES: "name:user" words), each owned by
+# its own user; only that user (and the superuser) may connect to it.
+configure_extra_databases() {
+  for pair in ${DB_EXTRA_DATABASES:-}; do
+    # Names are identifiers (the CRD checks them): safe in a variable's name.
+    eval "password=\${DB_EXTRA_PASSWORD_${pair%%:*}:?}"
+    {
+      printf '\\set pw %s\n\\set u %s\n\\set db %s\n' "$password" "${pair#*:}" "${pair%%:*}"
+      cat <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'u') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'u') \gexec
+ALTER ROLE :"u" LOGIN NOREPLICATION PASSWORD :'pw';
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'u') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+ALTER DATABASE :"db" OWNER TO :"u";
+REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
+SQL
+    } | psql -X -v ON_ERROR_STOP=1 -q -h "$DB_SOCKET_DIR" -p "$DB_PORT" -U postgres -d postgres >&2
+  done
 }
 
 run_primary() {
