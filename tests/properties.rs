@@ -189,7 +189,10 @@ fn promised_env(cluster: &WebCluster) -> Vec<String> {
         }
     }
     if spec.cache.is_some() {
-        names.extend(["WEBCLUSTER_CACHE_BACKEND", "WEBCLUSTER_CACHE_URL", "WEBCLUSTER_CACHE_HOSTS"].map(String::from));
+        names.extend(
+            ["WEBCLUSTER_CACHE_BACKEND", "WEBCLUSTER_CACHE_URL", "WEBCLUSTER_CACHE_HOSTS", "WEBCLUSTER_CACHE_DSN"]
+                .map(String::from),
+        );
     }
     match spec.storage.as_ref().map(|s| s.volume.is_some()) {
         Some(true) => names.push("WEBCLUSTER_FILES_DIR".into()),

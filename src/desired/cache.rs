@@ -79,6 +79,20 @@ pub fn url(parent: &Parent, spec: &CacheSpec) -> String {
     }
 }
 
+/// The cache's address for apps that add the scheme themselves (eZ Platform
+/// reads `CACHE_DSN` as `memcached://%cache_dsn%` or `redis://%cache_dsn%`):
+/// memcached's first node with the others as `host[...]` parameters, which
+/// Symfony's MemcachedAdapter adds to the first; Redis's primary.
+pub fn dsn(parent: &Parent, spec: &CacheSpec) -> String {
+    let hosts = hosts(parent, spec);
+    let Some((first, others)) = hosts.split_first() else { return String::new() };
+    if others.is_empty() {
+        return first.clone();
+    }
+    let others: Vec<String> = others.iter().map(|h| format!("host[{h}]")).collect();
+    format!("{first}?{}", others.join("&"))
+}
+
 /// The cache's objects.
 pub fn objects(parent: &Parent) -> Vec<Child> {
     let Some(spec) = &parent.spec.cache else { return Vec::new() };

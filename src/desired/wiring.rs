@@ -27,6 +27,7 @@ pub fn contract_env(parent: &Parent) -> Vec<EnvVar> {
         env.push(plain("WEBCLUSTER_CACHE_BACKEND", cache::backend_name(spec.backend)));
         env.push(plain("WEBCLUSTER_CACHE_URL", &cache::url(parent, spec)));
         env.push(plain("WEBCLUSTER_CACHE_HOSTS", &cache::hosts(parent, spec).join(",")));
+        env.push(plain("WEBCLUSTER_CACHE_DSN", &cache::dsn(parent, spec)));
     }
     env.extend(storage::env(parent));
     if parent.spec.http_cache.is_some() {
@@ -65,6 +66,17 @@ mod tests {
                 (var.name, var.value.or(from).unwrap_or_default())
             })
             .collect()
+    }
+
+    #[test]
+    fn the_cache_dsn_lists_every_memcached_node_as_symfony_reads_it() {
+        let env = app_env("app: {image: a}\ncache: {backend: memcached, replicas: 3}");
+        let node = |i: i32| format!("shop-cache-{i}.shop-cache-hl.ns.svc:11211");
+        assert_eq!(env["WEBCLUSTER_CACHE_DSN"], format!("{}?host[{}]&host[{}]", node(0), node(1), node(2)));
+        let one = app_env("app: {image: a}\ncache: {backend: memcached, replicas: 1}");
+        assert_eq!(one["WEBCLUSTER_CACHE_DSN"], node(0));
+        let redis = app_env("app: {image: a}\ncache: {backend: redis}");
+        assert_eq!(redis["WEBCLUSTER_CACHE_DSN"], "shop-cache.ns.svc:6379");
     }
 
     #[test]
