@@ -252,7 +252,8 @@ remove_cgroups() {
   # The parents this node created (deepest first).
   if [[ -f "$NODE_DIR/cgroups.created" ]]; then
     sort -r "$NODE_DIR/cgroups.created" | while read -r dir; do
-      [[ -d "$dir" ]] && { rmdir "$dir" 2>/dev/null || progress "warning: could not remove $dir"; }
+      # A folder already gone must not end the loop (and the script) with status 1.
+      [[ ! -d "$dir" ]] || rmdir "$dir" 2>/dev/null || progress "warning: could not remove $dir"
     done
     rm -f "$NODE_DIR/cgroups.created"
   fi
