@@ -7,6 +7,8 @@
 //!   the DSNs the operator injects, a replica's receiver stopped and
 //!   restored, a replica added, the primary's server stopped, the primary pod
 //!   deleted;
+//! - dfs: eZ Platform's DFS metadata through Doctrine DBAL in a second
+//!   database of the managed server, its files on the shared volume;
 //! - cache: every memcached node answers an app pod, a Redis replica serves
 //!   the primary's write by its pod DNS name;
 //! - storage: two app pods share a ReadWriteMany volume at every mount path,
@@ -31,6 +33,7 @@ mod harness;
 
 mod cache;
 mod database;
+mod dfs;
 mod jobs;
 mod storage;
 
