@@ -72,6 +72,7 @@ impl Context {
     /// Forgets every WebCluster but `live` (the uids a full list returned).
     pub fn retain(&self, live: &HashSet<String>) {
         self.applier.retain(live);
+        self.primary_logs.retain(live);
         self.pruner.retain(live);
     }
 }

@@ -94,6 +94,13 @@ impl PrimaryLogs {
             memo.remove(uid);
         }
     }
+
+    /// Forgets every WebCluster but `live` (the uids a full list returned).
+    pub fn retain(&self, live: &std::collections::HashSet<String>) {
+        if let Ok(mut memo) = self.memo.lock() {
+            memo.retain(|uid, _| live.contains(uid));
+        }
+    }
 }
 
 fn all_ready(database: &StatefulSet) -> bool {
