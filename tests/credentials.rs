@@ -2,7 +2,8 @@
 //! values from its copy; values lost from both while the data remains are
 //! never replaced (Ready=False says how to restore them); and no generated
 //! password, shared secret or external DSN reaches the operator's most verbose
-//! log, an Event or the status.
+//! log, an Event or the status. An external extra database's DSN is read from
+//! its own Secret (issue 21).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
@@ -185,4 +186,59 @@ async fn no_secret_reaches_the_verbose_log_events_or_status() {
         assert!(leaked.is_empty(), "{} secret value(s) in {place} ({} bytes)", leaked.len(), text.len());
     }
     eprintln!("{} secret values absent from {} bytes of trace log, the Events and the status", values.len(), log.len());
+}
+
+/// Issue 21: an external extra database's DSN is read from its own Secret into
+/// the generated Secret, split into the same parts as the main database's, and
+/// reaches the app as `WEBCLUSTER_DB_<NAME>_*`; while its Secret is missing,
+/// Ready says which.
+#[tokio::test]
+async fn an_external_extra_database_is_read_from_its_own_secret() {
+    const DFS: &str = "mysql://ezdfs:Df5Passw0rdExt3rnal@dfs.example.com:3307/dfs";
+    ensure_crd().await;
+    let ns = TestNamespace::new("external-extra").await;
+    let _operator = OperatorProcess::start(ns.name(), "operator", "info").await;
+    let (clusters, secrets) = (ns.api::<WebCluster>(), ns.api::<Secret>());
+    let main = BTreeMap::from([("write".to_string(), EXTERNAL_WRITE.to_string())]);
+    secrets.create(&PostParams::default(), &opaque("shop-db", &main)).await.unwrap();
+    let spec = "app: {image: 'shop:1'}\n\
+                database: {engine: mariadb, external: {writeURLSecretRef: {name: shop-db, key: write}, \
+                databases: [{name: dfs, writeURLSecretRef: {name: dfs-db, key: url}}]}}";
+    let mut cluster = WebCluster::new("shop", serde_saphyr::from_str(spec).expect("a valid spec"));
+    cluster.metadata.namespace = Some(ns.name().into());
+    clusters.create(&PostParams::default(), &cluster).await.unwrap();
+
+    let missing = wait_for_object(&clusters, "shop", "Ready=False naming dfs-db", READY_TIMEOUT, |c| {
+        harness::conditions::condition(c, "Ready").is_some_and(|r| r.status == "False" && r.message.contains("dfs-db"))
+    })
+    .await;
+    eprintln!("missing: {}", harness::conditions::describe(harness::conditions::condition(&missing, "Ready")));
+    let dfs = BTreeMap::from([("url".to_string(), DFS.to_string())]);
+    secrets.create(&PostParams::default(), &opaque("dfs-db", &dfs)).await.unwrap();
+    wait_ready(&clusters, "shop").await;
+
+    let values = strings(&secrets.get("shop-credentials").await.unwrap());
+    let expected = [
+        ("url", DFS),
+        ("host", "dfs.example.com"),
+        ("port", "3307"),
+        ("name", "dfs"),
+        ("user", "ezdfs"),
+        ("password", "Df5Passw0rdExt3rnal"),
+    ];
+    for endpoint in ["write", "read"] {
+        for (part, value) in expected {
+            let key = format!("db.dfs.{endpoint}-{part}");
+            assert_eq!(values.get(&key).map(String::as_str), Some(value), "{key} (no read reference: the write DSN)");
+        }
+    }
+    assert_eq!(values.get("write-url").map(String::as_str), Some(EXTERNAL_WRITE), "the main database's DSN");
+    let deployment =
+        ns.api::<k8s_openapi::api::apps::v1::Deployment>().get("shop-app").await.expect("the app Deployment");
+    let pod = deployment.spec.template.spec.expect("a pod template");
+    let env = pod.containers[0].env.clone().unwrap_or_default();
+    let var = env.iter().find(|v| v.name == "WEBCLUSTER_DB_DFS_WRITE_URL").expect("WEBCLUSTER_DB_DFS_WRITE_URL");
+    let key =
+        var.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()).map(|r| (r.name.as_str(), r.key.as_str()));
+    assert_eq!(key, Some(("shop-credentials", "db.dfs.write-url")));
 }
