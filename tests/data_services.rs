@@ -323,10 +323,10 @@ impl Database {
         Ok(session)
     }
 
-    fn connect_within(&mut self, ordinal: usize, timeout: Duration) -> Session {
+    fn connect_to_within(&mut self, ordinal: usize, database: AppDatabase, timeout: Duration) -> Session {
         let mut last = String::new();
         let mut session = None;
-        wait_until(timeout, Duration::from_millis(300), || match self.connect(ordinal) {
+        wait_until(timeout, Duration::from_millis(300), || match self.connect_to(ordinal, database) {
             Ok(s) => {
                 session = Some(s);
                 true
@@ -337,8 +337,15 @@ impl Database {
             }
         });
         session.unwrap_or_else(|| {
-            panic!("cannot connect to t-db-{ordinal} within {timeout:?}: {last}\nlog:\n{}", self.log_tail(ordinal))
+            panic!(
+                "cannot open {database:?} on t-db-{ordinal} within {timeout:?}: {last}\nlog:\n{}",
+                self.log_tail(ordinal)
+            )
         })
+    }
+
+    fn connect_within(&mut self, ordinal: usize, timeout: Duration) -> Session {
+        self.connect_to_within(ordinal, AppDatabase::Main, timeout)
     }
 
     /// A superuser session over the pod's local socket.

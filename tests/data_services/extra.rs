@@ -30,27 +30,6 @@ fn insert_file(session: &mut Session, id: i64) {
 }
 
 impl Database {
-    fn connect_to_within(&mut self, ordinal: usize, database: AppDatabase, timeout: Duration) -> Session {
-        let mut last = String::new();
-        let mut session = None;
-        wait_until(timeout, Duration::from_millis(300), || match self.connect_to(ordinal, database) {
-            Ok(s) => {
-                session = Some(s);
-                true
-            }
-            Err(e) => {
-                last = e;
-                false
-            }
-        });
-        session.unwrap_or_else(|| {
-            panic!(
-                "cannot open {database:?} on t-db-{ordinal} within {timeout:?}: {last}\nlog:\n{}",
-                self.log_tail(ordinal)
-            )
-        })
-    }
-
     /// The count of file `id` in the dfs table of pod `ordinal`, once it is 1; the time it took.
     fn wait_file(&mut self, ordinal: usize, id: i64) -> Duration {
         let started = Instant::now();

@@ -19,7 +19,7 @@ use crate::harness::pods::{
     exec_until, exec_with_input, pod_ready, real_node_placement, restarts, sh, signal_script, stop_until_not_ready,
     wait_endpoints, wait_pod, wait_ready_on_real_node,
 };
-use crate::{APP_CONTAINER, PROBE_TIMEOUT, RealTest, START_TIMEOUT, real_app};
+use crate::{APP_CONTAINER, Engine, PROBE_TIMEOUT, RealTest, START_TIMEOUT, real_app};
 
 const CLUSTER: &str = "shop";
 const WRITE_URL: &str = "WEBCLUSTER_DB_WRITE_URL";
@@ -30,20 +30,7 @@ const CLIENT: &str = include_str!("db.php");
 /// receiver retries every 5 s).
 const REPLICATION_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[derive(Clone, Copy)]
-enum Engine {
-    Postgresql,
-    Mariadb,
-}
-
 impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Postgresql => "postgresql",
-            Engine::Mariadb => "mariadb",
-        }
-    }
-
     /// Command names of the server's processes.
     fn server_processes(self) -> &'static [&'static str] {
         match self {

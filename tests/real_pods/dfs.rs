@@ -12,7 +12,7 @@ use serde_json::json;
 use webcluster::desired::names;
 
 use crate::harness::pods::{ensure_images, exec_until, exec_with_input, real_node_placement, wait_ready_on_real_node};
-use crate::{APP_CONTAINER, RealTest, START_TIMEOUT, real_app};
+use crate::{APP_CONTAINER, Engine, RealTest, START_TIMEOUT, real_app};
 
 const CLUSTER: &str = "ez";
 /// The app base with Doctrine DBAL (hack/images/php-dbal).
@@ -26,20 +26,7 @@ const FILE: &str = "var/site/storage/images/1/2/3/photo.jpg";
 /// How long replication may take to carry the metadata row to the replica.
 const REPLICATION_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[derive(Clone, Copy)]
-enum Engine {
-    Postgresql,
-    Mariadb,
-}
-
 impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Postgresql => "postgresql",
-            Engine::Mariadb => "mariadb",
-        }
-    }
-
     /// What eZ's doctrine.yaml adds to the DSN for the engine.
     fn dsn_options(self) -> &'static str {
         match self {

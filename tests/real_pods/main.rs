@@ -55,6 +55,22 @@ use webcluster::api::WebCluster;
 use webcluster::desired::meta::{Component, selector_string};
 use webcluster::desired::names;
 
+/// A managed database engine; each module adds what it needs of it.
+#[derive(Clone, Copy)]
+enum Engine {
+    Postgresql,
+    Mariadb,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Postgresql => "postgresql",
+            Engine::Mariadb => "mariadb",
+        }
+    }
+}
+
 /// How long pods of a WebCluster may take to start for real on the one real
 /// node while the other tests of this binary start theirs (2 shared cores).
 pub const START_TIMEOUT: Duration = Duration::from_secs(300);
