@@ -1,7 +1,7 @@
 //! Reads what the builder and the status need from the cluster: the generated
 //! Secret, the external DSNs, and the state of the workloads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -257,14 +257,26 @@ async fn external(
     namespace: &str,
 ) -> Result<Option<Result<ExternalUrls, String>>, ApiError> {
     let Some(external) = cluster.spec.database.as_ref().and_then(|db| db.external.as_ref()) else { return Ok(None) };
-    let mut values = BTreeMap::new();
-    for reference in ExternalUrls::references(external) {
-        match secret_value(client, namespace, reference).await? {
-            Ok(url) => values.insert((reference.name.as_str(), reference.key.as_str()), url),
-            Err(message) => return Ok(Some(Err(message))),
-        };
+    // Each Secret once, however many references name it (write and read DSNs often share one).
+    let references = ExternalUrls::references(external);
+    let names: BTreeSet<&str> = references.iter().map(|r| r.name.as_str()).collect();
+    let fetched =
+        futures::future::try_join_all(names.iter().map(|name| get::<Secret>(client, namespace, name))).await?;
+    let secrets: BTreeMap<&str, Option<BTreeMap<String, String>>> =
+        names.into_iter().zip(fetched.into_iter().map(|s| s.map(secret_strings))).collect();
+    for reference in &references {
+        match secrets.get(reference.name.as_str()) {
+            Some(Some(data)) if data.contains_key(&reference.key) => {}
+            Some(Some(_)) => {
+                let why = format!("Secret {} has no key {} (spec.database.external)", reference.name, reference.key);
+                return Ok(Some(Err(why)));
+            }
+            _ => return Ok(Some(Err(format!("Secret {} not found (spec.database.external)", reference.name)))),
+        }
     }
-    let value = |r: &SecretKeyRef| values.get(&(r.name.as_str(), r.key.as_str())).cloned().unwrap_or_default();
+    let value = |r: &SecretKeyRef| {
+        secrets.get(r.name.as_str()).and_then(|data| data.as_ref()?.get(&r.key).cloned()).unwrap_or_default()
+    };
     Ok(Some(Ok(ExternalUrls::from_refs(external, value))))
 }
 
@@ -289,17 +301,4 @@ fn secret_strings(secret: Secret) -> BTreeMap<String, String> {
         .into_iter()
         .filter_map(|(key, value)| String::from_utf8(value.0).ok().map(|v| (key, v)))
         .collect()
-}
-
-async fn secret_value(
-    client: &Client,
-    namespace: &str,
-    reference: &SecretKeyRef,
-) -> Result<Result<String, String>, ApiError> {
-    let Some(secret) = get::<Secret>(client, namespace, &reference.name).await? else {
-        return Ok(Err(format!("Secret {} not found (spec.database.external)", reference.name)));
-    };
-    Ok(secret_strings(secret)
-        .remove(&reference.key)
-        .ok_or_else(|| format!("Secret {} has no key {} (spec.database.external)", reference.name, reference.key)))
 }
