@@ -30,6 +30,12 @@ pub const MAX_NAME_LENGTH: usize = 40;
 /// `<webcluster>-<job>` must fit.
 pub const MAX_CRONJOB_NAME_LENGTH: usize = 52;
 
+/// `spec.httpCache.invalidateTokenSecret` names one of `spec.app.sharedSecrets`.
+const INVALIDATE_TOKEN_RULE: &str = "!has(self.spec.httpCache) || !has(self.spec.httpCache.invalidateTokenSecret) || (has(self.spec.app.sharedSecrets) && self.spec.httpCache.invalidateTokenSecret in self.spec.app.sharedSecrets)";
+/// The message of [`INVALIDATE_TOKEN_RULE`]; `validate` reports the same.
+pub const INVALIDATE_TOKEN_MESSAGE: &str =
+    "spec.httpCache.invalidateTokenSecret: must be one of spec.app.sharedSecrets (the operator generates its value)";
+
 /// A PHP web application run on many nodes: the app behind a load balancer, shared
 /// sessions and cache, a primary/replica database, shared files, singleton cron jobs,
 /// an optional HTTP cache and a run-once migration per image.
@@ -57,7 +63,8 @@ pub const MAX_CRONJOB_NAME_LENGTH: usize = 52;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.metadata.name.size() <= 40").message("metadata.name: must be at most 40 characters, so that every generated object name fits 63"),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name: must be a DNS-1035 label (lower-case letters, digits, '-', starting with a letter)"),
-    validation = Rule::new("!has(self.spec.jobs) || self.spec.jobs.all(j, self.metadata.name.size() + j.name.size() <= 51)").message("spec.jobs[].name: '<webcluster name>-<job name>' must be at most 52 characters (a CronJob name limit)")
+    validation = Rule::new("!has(self.spec.jobs) || self.spec.jobs.all(j, self.metadata.name.size() + j.name.size() <= 51)").message("spec.jobs[].name: '<webcluster name>-<job name>' must be at most 52 characters (a CronJob name limit)"),
+    validation = Rule::new(INVALIDATE_TOKEN_RULE).message(INVALIDATE_TOKEN_MESSAGE)
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebClusterSpec {
@@ -520,6 +527,17 @@ pub struct HttpCacheSpec {
     /// and point at host `WEBCLUSTER_APP_HOST`, port `WEBCLUSTER_APP_PORT` (replaced when rendered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcl: Option<String>,
+    /// The entry of `spec.app.sharedSecrets` that authorises cache invalidation, for
+    /// example `HTTPCACHE_VARNISH_INVALIDATE_TOKEN` (eZ Platform). The generated VCL then
+    /// evicts on `PURGE` (that URL) and `PURGEKEYS` (the xkey tags listed in the
+    /// `xkey-purge` or `xkey-softpurge` header) when the request's `X-Invalidate-Token`
+    /// header carries that secret's value, and answers 403 otherwise. Without it the
+    /// generated VCL refuses every invalidation. Varnish reads the value from its
+    /// environment (`WEBCLUSTER_INVALIDATE_TOKEN`, also there for a `vcl` of your own);
+    /// tag purges need the xkey vmod (varnish-modules, in the official image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub invalidate_token_secret: Option<String>,
     /// Where the Varnish pods run: node selector, tolerations, affinity, priority class, topology spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodPlacement>,

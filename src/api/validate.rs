@@ -17,8 +17,9 @@ use super::formats::{
     is_time_zone, memory_bytes, memory_range_hint, schedule_ranges_ascend,
 };
 use super::{
-    EXTRA_DIFFERS_MESSAGE, EXTRA_RESERVED_MESSAGE, EXTRA_USERS_MESSAGE, ExtraDatabase, MAX_CRONJOB_NAME_LENGTH,
-    MAX_NAME_LENGTH, MAX_UNAVAILABLE_MESSAGE, ManagedDatabase, RESERVED_DATABASE_NAMES, RESERVED_USERS, WebCluster,
+    EXTRA_DIFFERS_MESSAGE, EXTRA_RESERVED_MESSAGE, EXTRA_USERS_MESSAGE, ExtraDatabase, INVALIDATE_TOKEN_MESSAGE,
+    MAX_CRONJOB_NAME_LENGTH, MAX_NAME_LENGTH, MAX_UNAVAILABLE_MESSAGE, ManagedDatabase, RESERVED_DATABASE_NAMES,
+    RESERVED_USERS, WebCluster,
 };
 
 /// One field that breaks a rule.
@@ -294,6 +295,11 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
     let spec = &cluster.spec;
     if spec.app.shared_secrets.iter().any(|n| !is_env_name(n)) {
         fail("spec.app.sharedSecrets", "each entry must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+    let token = spec.http_cache.as_ref().and_then(|h| h.invalidate_token_secret.as_ref());
+    if token.is_some_and(|name| !spec.app.shared_secrets.contains(name)) {
+        let (path, message) = INVALIDATE_TOKEN_MESSAGE.split_once(": ").unwrap_or_default();
+        fail(path, message);
     }
     if spec.app.autoscaling.as_ref().is_some_and(|a| a.min_replicas > a.max_replicas) {
         fail("spec.app.autoscaling", "minReplicas must not exceed maxReplicas");
