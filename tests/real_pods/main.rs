@@ -13,6 +13,9 @@
 //!   the primary's write by its pod DNS name;
 //! - storage: two app pods share a ReadWriteMany volume at every mount path,
 //!   with an HTTP cache in front of them;
+//! - http_purge: Varnish with the generated VCL caches a tagged page; eZ
+//!   Platform's purges (by xkey tag, by URL) from an app pod evict it with
+//!   the example's token only;
 //! - jobs: a CronJob runs every minute, a task longer than its period never
 //!   overlaps itself, a migration runs before the app rolls to a new image;
 //! - probes: every generated probe passes on healthy pods (Ready, no
@@ -34,6 +37,7 @@ mod harness;
 mod cache;
 mod database;
 mod dfs;
+mod http_purge;
 mod jobs;
 mod storage;
 
@@ -232,6 +236,15 @@ pub fn real_app(replicas: i32) -> Value {
         "healthCheck": {"path": "/", "initialDelaySeconds": 0, "periodSeconds": 3},
         "pod": real_node_app_pod(),
     })
+}
+
+/// The spec of the WebCluster in examples/`name`.yaml.
+pub fn example_spec(name: &str) -> Value {
+    let path = harness::cluster::repo_root().join(format!("examples/{name}.yaml"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{name}.yaml: {e}"));
+    let cluster = documents.into_iter().find(|d| d["kind"] == "WebCluster").expect("the example has a WebCluster");
+    cluster["spec"].clone()
 }
 
 /// Waits until pod `pod` came back Ready after a restart that happened after
