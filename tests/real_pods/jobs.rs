@@ -20,7 +20,7 @@ use crate::{RealTest, START_TIMEOUT, real_app};
 
 const CLUSTER: &str = "tasks";
 /// The slow task runs this long, more than its one-minute period.
-const SLOW_SECONDS: u64 = 75;
+pub(crate) const SLOW_SECONDS: u64 = 75;
 /// Bound of the cron test: up to a minute to the first schedule, the slow
 /// run, the second run's start, pod start-up on a busy node.
 const CRON_TIMEOUT: Duration = Duration::from_secs(60 + SLOW_SECONDS + 120);
@@ -41,11 +41,11 @@ async fn jobs_of(jobs: &Api<Job>, cron_job: &str) -> Vec<Job> {
     owned
 }
 
-fn start_time(job: &Job) -> Option<Timestamp> {
+pub(crate) fn start_time(job: &Job) -> Option<Timestamp> {
     job.status.as_ref()?.start_time.as_ref().map(|t| t.0)
 }
 
-fn completion_time(job: &Job) -> Option<Timestamp> {
+pub(crate) fn completion_time(job: &Job) -> Option<Timestamp> {
     job.status.as_ref()?.completion_time.as_ref().map(|t| t.0)
 }
 
@@ -75,7 +75,7 @@ async fn finished_pod_log(pods: &Api<Pod>, job: &str) -> String {
 }
 
 /// Waits until `check` holds for the Jobs of `cron_job`; returns them.
-async fn wait_jobs(test: &RealTest, cron_job: &str, what: &str, check: impl Fn(&[Job]) -> bool) -> Vec<Job> {
+pub(crate) async fn wait_jobs(test: &RealTest, cron_job: &str, what: &str, check: impl Fn(&[Job]) -> bool) -> Vec<Job> {
     let jobs = test.ns.api::<Job>();
     let start = Instant::now();
     loop {

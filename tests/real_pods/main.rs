@@ -16,6 +16,9 @@
 //! - http_purge: Varnish with the generated VCL caches a tagged page; eZ
 //!   Platform's purges (by xkey tag, by URL) from an app pod evict it with
 //!   the example's token only;
+//! - seed_symfony: mosparo's and eZ Platform's examples, their cache, files,
+//!   database, sessions and cleanup through Symfony and Doctrine as the
+//!   applications use them;
 //! - jobs: a CronJob runs every minute, a task longer than its period never
 //!   overlaps itself, a migration runs before the app rolls to a new image;
 //! - probes: every generated probe passes on healthy pods (Ready, no
@@ -39,6 +42,7 @@ mod database;
 mod dfs;
 mod http_purge;
 mod jobs;
+mod seed_symfony;
 mod storage;
 
 use std::time::{Duration, Instant};
