@@ -19,10 +19,9 @@
 use serde_json::{Value, json};
 use webcluster::desired::names;
 
-use crate::harness::cluster::repo_root;
 use crate::harness::pods::{ensure_images, exec_until, exec_with_input, real_node_placement, wait_ready_on_real_node};
 use crate::jobs::{SLOW_SECONDS, completion_time, start_time, wait_jobs};
-use crate::{APP_CONTAINER, RealTest, START_TIMEOUT};
+use crate::{APP_CONTAINER, RealTest, START_TIMEOUT, example_spec};
 
 /// The app base with Symfony Cache, HttpFoundation and Doctrine DBAL.
 const IMAGE: &str = "localhost/webcluster/php-symfony:1";
@@ -34,15 +33,6 @@ const PROBE: &str = include_str!("seed_symfony.php");
 const SESSION_PAGE: &str = include_str!("seed_session.php");
 /// Cache items per run: enough that every node of the hash ring gets some.
 const ITEMS: usize = 300;
-
-/// The spec of the WebCluster in examples/`name`.yaml.
-fn example(name: &str) -> Value {
-    let path = repo_root().join(format!("examples/{name}.yaml"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let documents: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{name}.yaml: {e}"));
-    let cluster = documents.into_iter().find(|d| d["kind"] == "WebCluster").expect("the example has a WebCluster");
-    cluster["spec"].clone()
-}
 
 /// The changes every example needs to run here, on top of its own spec (its
 /// `env` untouched): the probe image instead of the application's, which
@@ -135,7 +125,7 @@ async fn mosparo_example_wiring_through_symfony_and_doctrine() {
     // 2 database volumes (primary, replica) and the shared one.
     let test = RealTest::start("seed-mosparo", 2, 1).await;
     tokio::task::spawn_blocking(|| ensure_images(&["php-symfony"])).await.expect("importing php-symfony");
-    let mut spec = example(CLUSTER);
+    let mut spec = example_spec(CLUSTER);
     on_real_node(&mut spec, &test);
     // The cleanup every minute instead of every two hours, holding longer
     // than its period and recording its runs on the shared volume, so the
@@ -227,7 +217,7 @@ async fn ezplatform_example_wiring_through_symfony_and_doctrine() {
     const CLUSTER: &str = "ezplatform";
     let test = RealTest::start("seed-ezplatform", 2, 1).await;
     tokio::task::spawn_blocking(|| ensure_images(&["php-symfony"])).await.expect("importing php-symfony");
-    let mut spec = example(CLUSTER);
+    let mut spec = example_spec(CLUSTER);
     on_real_node(&mut spec, &test);
     // The image's own command (Apache): there is no eZ console to warm.
     spec["app"].as_object_mut().expect("app").remove("command");
