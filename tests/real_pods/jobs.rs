@@ -49,12 +49,12 @@ pub(crate) fn completion_time(job: &Job) -> Option<Timestamp> {
     job.status.as_ref()?.completion_time.as_ref().map(|t| t.0)
 }
 
-fn succeeded(job: &Job) -> bool {
+pub(crate) fn succeeded(job: &Job) -> bool {
     job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1
 }
 
 /// The finished pod of Job `job`: it ran on the real node and exited 0; returns its log.
-async fn finished_pod_log(pods: &Api<Pod>, job: &str) -> String {
+pub(crate) async fn finished_pod_log(pods: &Api<Pod>, job: &str) -> String {
     let list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await.expect("Job pods");
     let pod = list
         .items

@@ -19,6 +19,9 @@
 //! - seed_symfony: mosparo's and eZ Platform's examples, their cache, files,
 //!   database, sessions and cleanup through Symfony and Doctrine as the
 //!   applications use them;
+//! - roundcube: Roundcube itself (Debian's packages) from its example with 3
+//!   replicas, against Dovecot and an SMTP sink: logins, attachments, the
+//!   read DSN and cleandb, through its own code;
 //! - jobs: a CronJob runs every minute, a task longer than its period never
 //!   overlaps itself, a migration runs before the app rolls to a new image;
 //! - probes: every generated probe passes on healthy pods (Ready, no
@@ -42,6 +45,7 @@ mod database;
 mod dfs;
 mod http_purge;
 mod jobs;
+mod roundcube;
 mod seed_symfony;
 mod storage;
 
@@ -190,7 +194,9 @@ impl RealTest {
             let running: Vec<Pod> = list
                 .into_iter()
                 .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Succeeded"))
+                // Finished pods: Job attempts (a migration pod whose first connection to
+                // the database was refused fails, and its Job retries it).
+                .filter(|p| !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
                 .collect();
             if running.iter().all(pod_ready) || start.elapsed() >= START_TIMEOUT {
                 break running;
@@ -242,11 +248,16 @@ pub fn real_app(replicas: i32) -> Value {
     })
 }
 
-/// The spec of the WebCluster in examples/`name`.yaml.
-pub fn example_spec(name: &str) -> Value {
+/// The documents of examples/`name`.yaml.
+pub fn example_documents(name: &str) -> Vec<Value> {
     let path = harness::cluster::repo_root().join(format!("examples/{name}.yaml"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let documents: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{name}.yaml: {e}"));
+    serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{name}.yaml: {e}"))
+}
+
+/// The spec of the WebCluster in examples/`name`.yaml.
+pub fn example_spec(name: &str) -> Value {
+    let documents = example_documents(name);
     let cluster = documents.into_iter().find(|d| d["kind"] == "WebCluster").expect("the example has a WebCluster");
     cluster["spec"].clone()
 }
