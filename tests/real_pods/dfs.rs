@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use webcluster::desired::names;
 
-use crate::harness::pods::{ensure_images, exec_until, exec_with_input, real_node_placement, wait_ready_on_real_node};
+use crate::harness::pods::{ensure_images, exec_until, real_node_placement, wait_ready_on_real_node};
 use crate::{APP_CONTAINER, Engine, RealTest, START_TIMEOUT, real_app};
 
 const CLUSTER: &str = "ez";
@@ -52,10 +52,7 @@ fn app(engine: Engine) -> serde_json::Value {
 
 /// Runs the client in app pod `pod` with `args`; its trimmed output.
 async fn client(test: &RealTest, pod: &str, args: &[&str]) -> String {
-    let mut command = vec!["php", "--"];
-    command.extend_from_slice(args);
-    let out = exec_with_input(test.namespace(), pod, APP_CONTAINER, &command, CLIENT).await;
-    out.unwrap_or_else(|e| panic!("`{}` in {pod}: {e}", args.join(" "))).trim().to_string()
+    test.php(pod, CLIENT, args).await
 }
 
 async fn dfs_runs_for_real(engine: Engine) {

@@ -230,6 +230,15 @@ impl RealTest {
         eprintln!("{pod}/{container}: ready with a read-only root (touch /x: Read-only file system)");
     }
 
+    /// Runs PHP script `script` (read from stdin) in app pod `pod` with
+    /// `args`; its trimmed output.
+    pub async fn php(&self, pod: &str, script: &str, args: &[&str]) -> String {
+        let mut command = vec!["php", "--"];
+        command.extend_from_slice(args);
+        let out = harness::pods::exec_with_input(self.namespace(), pod, APP_CONTAINER, &command, script).await;
+        out.unwrap_or_else(|e| panic!("`{}` in {pod}: {e}", args.join(" "))).trim().to_string()
+    }
+
     /// Seconds since the test started, for the figures it prints.
     pub fn elapsed(&self) -> f64 {
         self.started.elapsed().as_secs_f64()

@@ -87,10 +87,7 @@ async fn start(test: &RealTest, cluster: &str, spec: Value, apps: usize) -> Vec<
 
 /// Runs the probe in app pod `pod` with `args`; its trimmed output.
 async fn probe(test: &RealTest, pod: &str, args: &[&str]) -> String {
-    let mut command = vec!["php", "--"];
-    command.extend_from_slice(args);
-    let out = exec_with_input(test.namespace(), pod, APP_CONTAINER, &command, PROBE).await;
-    out.unwrap_or_else(|e| panic!("`{}` in {pod}: {e}", args.join(" "))).trim().to_string()
+    test.php(pod, PROBE, args).await
 }
 
 /// Items through `apps[0]`'s pool, read back through `apps[1]`'s; every node
