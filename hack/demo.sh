@@ -5,9 +5,10 @@
 # pod is Ready for real. Ends by fetching a page from the app Service from a
 # client pod and by showing the replicas streaming from the primary.
 #
-# The app image is the php-apache stand-in (hack/images/php-apache) tagged as
-# the example's roundcube/roundcubemail:1.6.11-apache-nonroot: no Roundcube
-# image is built locally. The database and files claims bind to local volumes
+# The app image is Roundcube from Debian's packages (hack/images/roundcube, a
+# stand-in for the official image) tagged as the example's
+# roundcube/roundcubemail:1.6.11-apache-nonroot, so the example's migration
+# (bin/updatedb.sh) and cron commands run as written. The database and files claims bind to local volumes
 # on the real node (folders under DEMO_PV_DIR), made here and bound to exactly
 # these claims.
 set -euo pipefail
@@ -21,7 +22,7 @@ kubectl() { bash hack/kubectl.sh "$@"; }
 NAMESPACE=demo
 LOG=.cluster/operator.log
 REAL_NODE=webcluster-real
-APP_IMAGE=localhost/webcluster/php-apache:1
+APP_IMAGE=localhost/webcluster/roundcube:1
 EXAMPLE_IMAGE=docker.io/roundcube/roundcubemail:1.6.11-apache-nonroot
 DEMO_PV_DIR=/tmp/webcluster-demo-pv
 # The example's claims: database pods 0-2 (20Gi each) and the shared files (10Gi).
@@ -85,8 +86,8 @@ step 1 "building the control plane and the real node (cached after the first run
 bash hack/toolchain.sh >/dev/null
 step 2 "starting the local cluster with its real node"
 bash hack/cluster.sh up >/dev/null
-step 3 "images on the real node: postgres, redis, php-apache (as $EXAMPLE_IMAGE), client"
-bash hack/node.sh import postgres redis php-apache client >.cluster/demo-images.log 2>&1 ||
+step 3 "images on the real node: postgres, redis, roundcube (as $EXAMPLE_IMAGE), client"
+bash hack/node.sh import postgres redis roundcube client >.cluster/demo-images.log 2>&1 ||
   { tail -20 .cluster/demo-images.log >&2; echo "importing the images failed (log: .cluster/demo-images.log)" >&2; exit 1; }
 NODE_BIN="$(bash hack/node.sh build 2>/dev/null | tail -n1)"
 "$NODE_BIN/ctr" --address "$ROOT_DIR/.cluster/node/run/containerd.sock" -n k8s.io images tag --force \
@@ -97,7 +98,7 @@ step 5 "installing the CRD"
 kubectl apply --server-side --force-conflicts -f crds/webcluster.yaml >/dev/null
 # Polled, not `kubectl wait`: a CRD that has no conditions yet makes it fail at once.
 established() {
-  [[ "$(kubectl get crd webclusters.webcluster.io -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" == True ]]
+  [[ "$(kubectl get crd webclusters.webcluster.io -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" == True ]]
 }
 deadline=$((SECONDS + 60))
 until established; do
@@ -152,8 +153,8 @@ kubectl -n "$NAMESPACE" run demo-client --image=localhost/webcluster/client:1 --
   "containers":[{"name":"demo-client","image":"localhost/webcluster/client:1","imagePullPolicy":"Never",
   "securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}' >/dev/null
 kubectl -n "$NAMESPACE" wait --for condition=Ready pod/demo-client --timeout=120s >/dev/null
-say "GET http://roundcube-app.$NAMESPACE.svc/ from pod demo-client:"
-kubectl -n "$NAMESPACE" exec demo-client -- curl -sS -D - "http://roundcube-app.$NAMESPACE.svc/"
+say "GET http://roundcube-app.$NAMESPACE.svc/ from pod demo-client (headers and the page's title):"
+kubectl -n "$NAMESPACE" exec demo-client -- curl -sS -D - "http://roundcube-app.$NAMESPACE.svc/" | grep -E '^(HTTP|X-Served-By)|<title>'
 say "pg_stat_replication on the primary roundcube-db-0:"
 kubectl -n "$NAMESPACE" exec roundcube-db-0 -c database -- psql -X -h /run/webcluster-db -U postgres -d postgres \
   -c 'SELECT application_name, client_addr, state, sync_state, sent_lsn, replay_lsn FROM pg_stat_replication ORDER BY 1'
