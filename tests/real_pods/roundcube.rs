@@ -67,6 +67,8 @@ fn service_url() -> String {
 /// A test pod of the mail image on the real node, restricted as the client
 /// pod is, running `command` with the account in its environment; probed on
 /// `port` (the client, with none, by `true`), as every pod of these tests is.
+/// Generous timeouts: under the whole `make test` on 2 cores the kubelet's
+/// probes with the 1 s default timed out and restarted these test pods.
 fn mail_pod(name: &str, command: &[&str], port: Option<i32>) -> Pod {
     let mut pod = client_pod(name, json!({"app": name}));
     let container = &mut pod.spec.as_mut().expect("a pod spec").containers[0];
@@ -79,13 +81,17 @@ fn mail_pod(name: &str, command: &[&str], port: Option<i32>) -> Pod {
         ]))
         .expect("env"),
     );
-    let probe: Probe = serde_json::from_value(match port {
-        Some(port) => json!({"tcpSocket": {"port": port}, "periodSeconds": 2}),
-        None => json!({"exec": {"command": ["true"]}, "periodSeconds": 10}),
-    })
-    .expect("a probe");
-    container.readiness_probe = Some(probe.clone());
-    container.liveness_probe = Some(probe);
+    let check = match port {
+        Some(port) => json!({"tcpSocket": {"port": port}}),
+        None => json!({"exec": {"command": ["true"]}}),
+    };
+    let probe = |timing: Value| -> Probe {
+        let mut probe = check.clone();
+        probe.as_object_mut().expect("an object").extend(timing.as_object().expect("an object").clone());
+        serde_json::from_value(probe).expect("a probe")
+    };
+    container.readiness_probe = Some(probe(json!({"periodSeconds": 2, "timeoutSeconds": 10})));
+    container.liveness_probe = Some(probe(json!({"periodSeconds": 10, "timeoutSeconds": 10, "failureThreshold": 6})));
     pod
 }
 
