@@ -18,7 +18,12 @@ pub const DB_SUPERUSER_PASSWORD: &str = "db-superuser-password";
 /// Password of the replication user.
 pub const DB_REPLICATION_PASSWORD: &str = "db-replication-password";
 /// Prefix of the keys holding `spec.app.sharedSecrets` values.
-pub const SHARED_PREFIX: &str = "shared.";
+const SHARED_PREFIX: &str = "shared.";
+
+/// The generated Secret's key holding shared secret `name`.
+pub fn shared_key(name: &str) -> String {
+    format!("{SHARED_PREFIX}{name}")
+}
 /// Characters of generated values: safe unescaped in URLs, shell words, SQL and PHP strings.
 pub const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 /// Length of generated values (about 190 bits).
@@ -144,7 +149,7 @@ pub fn generated_keys(spec: &WebClusterSpec) -> Vec<String> {
         keys.extend([DB_PASSWORD, DB_SUPERUSER_PASSWORD, DB_REPLICATION_PASSWORD].map(String::from));
         keys.extend(managed.databases.iter().map(|d| extra_password_key(&d.name)));
     }
-    keys.extend(spec.app.shared_secrets.iter().map(|name| format!("{SHARED_PREFIX}{name}")));
+    keys.extend(spec.app.shared_secrets.iter().map(|name| shared_key(name)));
     keys
 }
 

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::app::{HTTP_PORT_NAME, SERVICE_PORT, http_service};
-use super::credentials::SHARED_PREFIX;
+use super::credentials::shared_key;
 use super::meta::{Component, Parent};
 use super::pod::{
     config_map_volume, disruption_budget, from_secret, read_only_container, resources, scratch, service_pod, tcp_probe,
@@ -70,8 +70,7 @@ fn vcl(parent: &Parent, spec: &HttpCacheSpec) -> String {
 /// The token's variable, from the generated Secret, when one is configured.
 fn token_env(parent: &Parent, spec: &HttpCacheSpec) -> Option<Vec<EnvVar>> {
     let name = spec.invalidate_token_secret.as_ref()?;
-    let key = format!("{SHARED_PREFIX}{name}");
-    Some(vec![from_secret(INVALIDATE_TOKEN_VAR, &names::credentials(parent.name), &key)])
+    Some(vec![from_secret(INVALIDATE_TOKEN_VAR, &names::credentials(parent.name), &shared_key(name))])
 }
 
 fn config(parent: &Parent, spec: &HttpCacheSpec) -> Child {

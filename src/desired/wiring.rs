@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::EnvVar;
 
-use super::credentials::{DsnPart, Endpoint, SHARED_PREFIX, app_databases, dsn_key, dsn_var};
+use super::credentials::{DsnPart, Endpoint, app_databases, dsn_key, dsn_var, shared_key};
 use super::meta::Parent;
 use super::pod::{from_secret, plain};
 use super::{cache, http_cache, names, storage};
@@ -34,7 +34,7 @@ pub fn contract_env(parent: &Parent) -> Vec<EnvVar> {
         env.push(plain("WEBCLUSTER_HTTP_CACHE_URL", &http_cache::url(parent)));
     }
     for name in &parent.spec.app.shared_secrets {
-        env.push(from_secret(name, &names::credentials(parent.name), &format!("{SHARED_PREFIX}{name}")));
+        env.push(from_secret(name, &names::credentials(parent.name), &shared_key(name)));
     }
     env
 }

@@ -34,6 +34,16 @@ const SESSION_PAGE: &str = include_str!("seed_session.php");
 /// Cache items per run: enough that every node of the hash ring gets some.
 const ITEMS: usize = 300;
 
+/// Starts test `test_name` (2 database volumes and the shared one) with the
+/// probe image imported; the spec of examples/`cluster`.yaml, made to run here.
+async fn start_example(test_name: &str, cluster: &str) -> (RealTest, Value) {
+    let test = RealTest::start(test_name, 2, 1).await;
+    tokio::task::spawn_blocking(|| ensure_images(&["php-symfony"])).await.expect("importing php-symfony");
+    let mut spec = example_spec(cluster);
+    on_real_node(&mut spec, &test);
+    (test, spec)
+}
+
 /// The changes every example needs to run here, on top of its own spec (its
 /// `env` untouched): the probe image instead of the application's, which
 /// listens on its own port; every pod on the real node; volumes that fit
@@ -119,11 +129,7 @@ async fn cache_spreads(test: &RealTest, app: &str, apps: &[String], nodes: usize
 #[tokio::test]
 async fn mosparo_example_wiring_through_symfony_and_doctrine() {
     const CLUSTER: &str = "mosparo";
-    // 2 database volumes (primary, replica) and the shared one.
-    let test = RealTest::start("seed-mosparo", 2, 1).await;
-    tokio::task::spawn_blocking(|| ensure_images(&["php-symfony"])).await.expect("importing php-symfony");
-    let mut spec = example_spec(CLUSTER);
-    on_real_node(&mut spec, &test);
+    let (test, mut spec) = start_example("seed-mosparo", CLUSTER).await;
     // The cleanup every minute instead of every two hours, holding longer
     // than its period and recording its runs on the shared volume, so the
     // CronJob's next schedule comes while a run is still going.
@@ -212,10 +218,7 @@ fn assert_no_overlap(log: &str) {
 #[tokio::test]
 async fn ezplatform_example_wiring_through_symfony_and_doctrine() {
     const CLUSTER: &str = "ezplatform";
-    let test = RealTest::start("seed-ezplatform", 2, 1).await;
-    tokio::task::spawn_blocking(|| ensure_images(&["php-symfony"])).await.expect("importing php-symfony");
-    let mut spec = example_spec(CLUSTER);
-    on_real_node(&mut spec, &test);
+    let (test, mut spec) = start_example("seed-ezplatform", CLUSTER).await;
     // The image's own command (Apache): there is no eZ console to warm.
     spec["app"].as_object_mut().expect("app").remove("command");
     // The migration connects through DATABASE_URL as eZ's would, the cron
