@@ -49,9 +49,11 @@ struct RunArgs {
     /// Seconds between two reconciles of an unchanged WebCluster.
     #[arg(long, env = "RESYNC_SECONDS", default_value_t = 600)]
     resync_seconds: u64,
-    /// Milliseconds a WebCluster's triggers must be quiet before it is reconciled.
-    #[arg(long, env = "DEBOUNCE_MS", default_value_t = 250)]
-    debounce_ms: u64,
+    /// Milliseconds a WebCluster's progress triggers (child status, pods turning
+    /// ready) must be quiet before it is reconciled; a deleted child or an edited
+    /// WebCluster reconciles at once.
+    #[arg(long, env = "COALESCE_WINDOW_MS", default_value_t = 250)]
+    coalesce_window_ms: u64,
     /// Least seconds between two status writes of one WebCluster when only its
     /// figures changed (a new generation or Ready flipping is written at once).
     #[arg(long, env = "STATUS_INTERVAL_SECONDS", default_value_t = 5)]
@@ -134,7 +136,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             namespace: Some(args.namespace.clone()).filter(|ns| !ns.is_empty()),
             concurrency: args.concurrency,
             resync: Duration::from_secs(args.resync_seconds),
-            debounce: Duration::from_millis(args.debounce_ms),
+            coalesce_window: Duration::from_millis(args.coalesce_window_ms),
             status_interval: Duration::from_secs(args.status_interval_seconds),
         };
         let server = tokio::spawn(controller::runtime::server::serve(args.metrics_address, metrics.clone()));

@@ -37,9 +37,10 @@ pub struct Settings {
     pub concurrency: u16,
     /// Time between two reconciles of an unchanged WebCluster.
     pub resync: Duration,
-    /// Quiet time after a trigger before a reconcile starts: a burst of child
-    /// updates (a rollout, pods turning ready) costs one reconcile, not one each.
-    pub debounce: Duration,
+    /// A deleted child or a new or edited WebCluster reconciles at once; other
+    /// triggers (a rollout, pods turning ready, the echo of a status write) wait
+    /// until their WebCluster has been quiet this long, so a burst costs one reconcile.
+    pub coalesce_window: Duration,
     /// Least time between two status writes of one WebCluster whose generation
     /// and readiness did not change (figures of pods turning ready one by one).
     pub status_interval: Duration,
@@ -51,7 +52,7 @@ impl Default for Settings {
             namespace: None,
             concurrency: 8,
             resync: Duration::from_secs(600),
-            debounce: Duration::from_millis(250),
+            coalesce_window: Duration::from_millis(250),
             status_interval: Duration::from_secs(5),
         }
     }

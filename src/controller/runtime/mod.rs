@@ -3,6 +3,7 @@
 //! metrics and the pacing of status writes.
 
 pub(crate) mod cache;
+pub(crate) mod coalesce;
 pub mod leader;
 pub(crate) mod memory;
 pub mod metrics;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use futures::{Future, StreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
@@ -23,6 +25,7 @@ use super::Settings;
 use super::reconcile::{self, Context};
 use crate::api::WebCluster;
 use cache::ChildCaches;
+use coalesce::Urgency;
 use metrics::Metrics;
 
 /// A client that counts every request it sends in `metrics`.
@@ -74,10 +77,17 @@ pub async fn run(
             }
             forget_deleted(&forgetting, &mut listing, event);
         })
-        .applied_objects();
-    let controller = Controller::for_stream(cluster_events, cluster_store)
-        .with_config(ControllerConfig::default().concurrency(settings.concurrency).debounce(settings.debounce))
-        .reconcile_on(cache::merge(triggers))
+        .applied_objects()
+        .filter_map(|cluster| futures::future::ready(cluster.ok().map(|cluster| cluster_trigger(&cluster))));
+    // The WebClusters' own events and their children's pass one coalescer, so
+    // the echo of a reconcile's writes folds into one trigger with the rest.
+    let mut all_triggers = triggers;
+    all_triggers.push(Box::pin(cluster_events));
+    let coalesced = coalesce::coalesce(cache::merge(all_triggers), settings.coalesce_window);
+    // The controller's own stream stays empty: every trigger comes coalesced.
+    let controller = Controller::for_stream(futures::stream::pending(), cluster_store)
+        .with_config(ControllerConfig::default().concurrency(settings.concurrency))
+        .reconcile_on(coalesced)
         .graceful_shutdown_on(shutdown);
     tracing::info!("starting the controller");
     controller
@@ -91,6 +101,15 @@ pub async fn run(
     synced.abort();
     metrics.caches_synced.set(0);
     tracing::info!("controller stopped");
+}
+
+/// A WebCluster event: urgent while its spec is newer than its status says was
+/// reconciled (new or edited), progress otherwise (the echo of a status write).
+fn cluster_trigger(cluster: &WebCluster) -> (ObjectRef<WebCluster>, Urgency) {
+    let reconciled = cluster.status.as_ref().and_then(|status| status.observed_generation);
+    let urgency =
+        if reconciled.is_some() && reconciled == cluster.metadata.generation { Urgency::Settle } else { Urgency::Now };
+    (ObjectRef::from_obj(cluster), urgency)
 }
 
 /// Sets the `caches_synced` gauge (and so `/readyz`) once the WebCluster watch

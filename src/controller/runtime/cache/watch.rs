@@ -17,10 +17,12 @@ use super::digest::Digest;
 use super::kind::{Entry, KindCache};
 use super::view::Cached;
 use crate::api::WebCluster;
+use crate::controller::runtime::coalesce::Urgency;
 use crate::desired::meta::INSTANCE_LABEL;
 
-/// A stream of WebClusters to reconcile because a child changed.
-pub type Trigger = Pin<Box<dyn Stream<Item = ObjectRef<WebCluster>> + Send>>;
+/// A stream of WebClusters to reconcile because something changed, with how
+/// soon: a deleted child at once, a child's other changes once quiet.
+pub type Trigger = Pin<Box<dyn Stream<Item = (ObjectRef<WebCluster>, Urgency)> + Send>>;
 
 /// The WebCluster a labelled object belongs to.
 fn owner_of(meta: &ObjectMeta) -> Option<ObjectRef<WebCluster>> {
@@ -75,7 +77,7 @@ pub fn watch<K: Cached>(
             let digest = Digest::of(object.meta());
             cache.insert(key, Entry { digest, view: K::view(object) });
         }
-        owner
+        owner.map(|owner| (owner, if deleted { Urgency::Now } else { Urgency::Settle }))
     });
     let changes = stream.filter_map(future::ready);
     if !K::OPTIONAL {
@@ -120,6 +122,6 @@ async fn until_served<K: Resource<DynamicType = ()>, V>(client: Client, cache: A
 }
 
 /// Merges the triggers into one stream.
-pub fn merge(triggers: Vec<Trigger>) -> impl Stream<Item = ObjectRef<WebCluster>> + Send {
+pub fn merge(triggers: Vec<Trigger>) -> impl Stream<Item = (ObjectRef<WebCluster>, Urgency)> + Send {
     futures::stream::select_all(triggers)
 }
