@@ -1,7 +1,9 @@
 //! Step 1: a bare client server-side-applies the children the builder gives
-//! the N WebClusters, as fast as it can (the baseline T_raw).
+//! the N WebClusters, as fast as it can (the baseline T_raw), and the control
+//! plane makes their workloads ready (the baseline T_ready_raw).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -14,6 +16,7 @@ use crate::cluster::{create_namespace, delete_namespace};
 use crate::harness::http::Scrape;
 use crate::results::SizeResult;
 use crate::settings::{Res, Settings};
+use crate::watch::{Seen, Shared, wait_counted, watch_workloads};
 use crate::workload::Desired;
 
 async fn apply_with_retry(api: &Api<DynamicObject>, name: &str, object: &serde_json::Value) -> Res<()> {
@@ -31,8 +34,8 @@ async fn apply_with_retry(api: &Api<DynamicObject>, name: &str, object: &serde_j
     }
 }
 
-/// Applies `objects` into `ns`; the seconds that took and the requests sent (reads, writes).
-async fn raw_apply(settings: &Settings, objects: &Desired, ns: &str) -> Res<(f64, (u64, u64))> {
+/// Applies `objects` into `ns`; when it started, the seconds it took and the requests sent (reads, writes).
+async fn raw_apply(settings: &Settings, objects: &Desired, ns: &str) -> Res<(Instant, f64, (u64, u64))> {
     let config = kube::Config::infer().await.map_err(|e| e.to_string())?;
     let metrics = Metrics::shared();
     let client = counting_client(config, metrics.clone()).map_err(|e| e.to_string())?;
@@ -52,7 +55,7 @@ async fn raw_apply(settings: &Settings, objects: &Desired, ns: &str) -> Res<(f64
     if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
         return Err(e);
     }
-    Ok((seconds, Scrape::parse(&metrics.encode())?.requests()))
+    Ok((started, seconds, Scrape::parse(&metrics.encode())?.requests()))
 }
 
 /// Step 1: the bare client applies `objects` into `raw_ns`, which is deleted afterwards.
@@ -65,19 +68,42 @@ pub async fn raw_step(
 ) -> Res<()> {
     let n = result.n;
     create_namespace(client, raw_ns).await?;
-    match raw_apply(settings, objects, raw_ns).await {
-        Ok((seconds, requests)) => {
+    let seen: Shared = Arc::default();
+    let watches = watch_workloads(client, raw_ns, &seen);
+    let outcome = match raw_apply(settings, objects, raw_ns).await {
+        Ok((started, seconds, requests)) => {
             result.t_raw = Some(seconds);
             result.raw_requests = Some(requests);
-            progress!("N={n} step 1/5: T_raw = {seconds:.2}s ({:.0} objects/s)", objects.len() as f64 / seconds);
+            progress!("N={n} step 1/6: T_raw = {seconds:.2}s ({:.0} objects/s)", objects.len() as f64 / seconds);
+            wait_workloads_ready(settings, objects, &seen, started, result).await
         }
-        Err(e) => {
-            progress!("N={n} step 1/5: T_raw FAILED: {e}");
-            result.errors.push(format!("T_raw: {e}"));
-        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = outcome {
+        progress!("N={n} step 1/6: FAILED: {e}");
+        result.errors.push(format!("bare client: {e}"));
     }
-    progress!("N={n} step 1/5: deleting {raw_ns}");
+    for task in watches {
+        task.abort();
+    }
+    progress!("N={n} step 1/6: deleting {raw_ns}");
     let seconds = delete_namespace(client, raw_ns).await?;
-    progress!("N={n} step 1/5: {raw_ns} deleted in {seconds:.0}s");
+    progress!("N={n} step 1/6: {raw_ns} deleted in {seconds:.0}s");
+    Ok(())
+}
+
+/// T_ready_raw: from the bare client's first request until every Deployment
+/// and StatefulSet it applied has all its replicas ready.
+async fn wait_workloads_ready(
+    settings: &Settings,
+    objects: &Desired,
+    seen: &Shared,
+    started: Instant,
+    result: &mut SizeResult,
+) -> Res<()> {
+    let workloads = objects.iter().filter(|(kind, ..)| matches!(kind.as_str(), "Deployment" | "StatefulSet")).count();
+    let what = format!("N={} step 1/6: workloads ready (T_ready_raw)", result.n);
+    let count = |seen: &Seen| seen.ready_workloads.len();
+    result.t_ready_raw = Some(wait_counted(&what, workloads, seen, started, settings.timeout, count, || Ok(())).await?);
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! One module per concern: [`settings`], [`cluster`] (preparing the cluster),
 //! [`workload`] (the WebClusters and their children), [`bare`] (the bare client),
 //! [`watch`] (what exists and is Ready), [`operator`] (the operator's steps),
+//! [`peer`] (the peer operator's),
 //! [`procstat`] (/proc figures), [`goals`], [`markdown`] and [`svg`] (the report).
 //! Scrapes, processes, ports and the CRD come from the shared test harness.
 
@@ -43,6 +44,7 @@ mod cluster;
 mod goals;
 mod markdown;
 mod operator;
+mod peer;
 mod procstat;
 mod results;
 mod settings;
@@ -54,7 +56,8 @@ use kube::Client;
 use results::SizeResult;
 use settings::{Res, SERVICE_CIDR, Settings};
 
-/// Every step at one N: the bare client in `bench-raw-N`, then the operator in `bench-op-N`.
+/// Every step at one N: the bare client in `bench-raw-N`, the operator in
+/// `bench-op-N`, then the peer operator in `bench-peer-N`.
 async fn run_size(settings: &Settings, client: &Client, n: usize, is_largest: bool) -> SizeResult {
     let started = Instant::now();
     let mut result = SizeResult { n, ..SizeResult::default() };
@@ -91,7 +94,7 @@ async fn run_size_steps(
     }
 
     progress!(
-        "N={n} step 1/5: bare client applies {} children ({} per WebCluster) into {raw_ns}, {} in flight",
+        "N={n} step 1/6: bare client applies {} children ({} per WebCluster) into {raw_ns}, {} in flight",
         objects.len(),
         objects.len() / n,
         settings.concurrency
@@ -108,6 +111,16 @@ async fn run_size_steps(
     outcome?;
     let seconds = deleted?;
     progress!("N={n}: {op_ns} deleted in {seconds:.0}s");
+    if settings.skip_peer || peer::missing(settings).is_some() {
+        return Ok(());
+    }
+    let peer_ns = format!("bench-peer-{n}");
+    progress!("N={n} step 6/6: the peer operator converges {n} Wordpress objects in {peer_ns}");
+    cluster::ensure_pvs(settings, n)?;
+    cluster::create_namespace(client, &peer_ns).await?;
+    result.peer = Some(peer::peer_steps(settings, client, n, &peer_ns).await);
+    let seconds = cluster::delete_namespace(client, &peer_ns).await?;
+    progress!("N={n}: {peer_ns} deleted in {seconds:.0}s");
     Ok(())
 }
 
@@ -131,6 +144,14 @@ async fn run() -> Res<()> {
     harness::cluster::install_crd_yaml(&client, &String::from_utf8_lossy(&crd.stdout)).await?;
     cluster::ensure_service_range(&client).await?;
     progress!("CRD installed; ServiceCIDR {SERVICE_CIDR} added for ClusterIPs");
+    match peer::missing(&settings) {
+        _ if settings.skip_peer => progress!("the peer operator is skipped (BENCH_PEER=none)"),
+        Some(why) => progress!("the peer operator does not run: {why}"),
+        None => {
+            peer::install_crd(&settings, &client).await?;
+            progress!("the peer operator {} and its CRD are installed", settings.peer.display());
+        }
+    }
     let mut results = Vec::new();
     let largest = *settings.sizes.last().unwrap_or(&0);
     let mut stopped = false;

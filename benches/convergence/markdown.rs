@@ -91,7 +91,9 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
          1. **T_raw(N)** — a bare client (the operator's counting kube client, {c} requests in flight with \
          `buffer_unordered({c})`) server-side-applies exactly the children the operator binary's `render` gives the N \
          WebClusters (owner references removed, since the WebClusters do not exist in that namespace) into \
-         `bench-raw-N`. Wall time from the first request to the last response. The namespace is deleted before step 2.\n\
+         `bench-raw-N`. Wall time from the first request to the last response. **T_ready_raw(N)** = from the first \
+         request until every Deployment and StatefulSet it applied has all its replicas ready (watch): the control \
+         plane's own time (claim binding, scheduling, kwok) for the same objects. The namespace is deleted before step 2.\n\
          2. **The operator** — `target/release/webcluster-operator run --namespace bench-op-N --concurrency {c} \
          --resync-seconds 3600` as a child process. Once its /readyz answers (its caches are synced), the bench \
          server-side-applies the N WebClusters ({c} in flight). **T_children** = from the first WebCluster apply \
@@ -106,7 +108,20 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
          `reconciles_total` grew by N, waits 5 s more, and reads the request counters.\n\
          5. **Reaction** — {reactions} times: delete the `<name>-app` Service of a random WebCluster and time until a \
          Service with that name and a new uid exists (seen by the bench's watch), 100 ms between deletions. Done at \
-         every N that converged; the goal uses the largest.\n",
+         every N that converged; the goal uses the largest.\n\
+         6. **The peer operator** — bitpoke's wordpress-operator (Go, controller-runtime), the closest peer: \
+         commit {commit} (master, 2023-09-28; controller-runtime v0.9.7, client-go v0.21.4), built with Go from a \
+         snapshot of its repository, its dependencies from the Go module proxy (which refuses the operator itself as \
+         a module): `hack/peer/build-wordpress-operator.sh SRC_DIR`, binary `BENCH_PEER`, CRD `BENCH_PEER_CRD`. It \
+         runs as a child process with `WATCH_NAMESPACE=bench-peer-N --leader-election=false` (metrics and health on \
+         loopback ports) and converges N `Wordpress` objects, the nearest equivalent of the slim WebCluster it has: \
+         `replicas: 2`, the same image, one route (domain) and a 1Gi media claim. For each it creates a Secret \
+         (`<name>-wp`, generated salts), a Deployment of 2 replicas, a Service, an Ingress and a \
+         PersistentVolumeClaim (`<name>-media`): 5 children and 2 pods each; it manages no database, cache or cron \
+         object (its wp-cron is an HTTP call from the operator process every 30 s per Wordpress). Measured as for \
+         the operator: time until every child exists (metadata watches), peak RSS at that point and overall, RSS \
+         after the idle window, CPU until then, API requests (`rest_client_requests_total`; reads = GET, writes = \
+         the rest) while converging and during {idle}s idle, and reaction to a deleted Service ({reactions} times).\n",
         result_or(results, |r| r.children / r.n.max(1)),
         result_or(results, |r| r.pods / r.n.max(1)),
         2,
@@ -114,19 +129,20 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
         cpu = settings.cpu_idle.as_secs(),
         idle = settings.idle.as_secs(),
         reactions = settings.reactions,
+        commit = crate::peer::PEER_COMMIT,
     );
 
     let _ = writeln!(md, "## Results\n");
     let _ = writeln!(
         md,
-        "| N | children | T_raw (s) | T_children (s) | T_children / T_raw | T_ready (s) | peak RSS at T_ready / overall (MiB) | CPU to T_ready (s) | CPU idle {cpu}s (s) | requests converging (r / w) | requests idle {idle}s (r / w) | reconciles idle | resync time (s) | requests resync (r / w) | reaction p50 / p99 / max (s) | bare client requests (r / w) | size wall time (s) |",
+        "| N | children | T_raw (s) | T_children (s) | T_children / T_raw | T_ready_raw (s) | T_ready (s) | T_ready / T_ready_raw | peak RSS at T_ready / overall (MiB) | CPU to T_ready (s) | CPU idle {cpu}s (s) | requests converging (r / w) | requests idle {idle}s (r / w) | reconciles idle | resync time (s) | requests resync (r / w) | reaction p50 / p99 / max (s) | bare client requests (r / w) | size wall time (s) |",
         cpu = settings.cpu_idle.as_secs(),
         idle = settings.idle.as_secs()
     );
-    let _ = writeln!(md, "|{}", "---|".repeat(17));
+    let _ = writeln!(md, "|{}", "---|".repeat(19));
     for r in results {
-        let ratio = match (r.t_children, r.t_raw) {
-            (Some(c), Some(raw)) if raw > 0.0 => format!("{:.2}", c / raw),
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
             _ => "—".into(),
         };
         let reaction = r.reaction.as_ref().map_or_else(
@@ -144,13 +160,15 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
         );
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
             r.n,
             r.children,
             fmt_opt(r.t_raw, 2),
             fmt_opt(r.t_children, 2),
-            ratio,
+            ratio(r.t_children, r.t_raw),
+            fmt_opt(r.t_ready_raw, 2),
             fmt_opt(r.t_ready, 2),
+            ratio(r.t_ready, r.t_ready_raw),
             fmt_opt(mib(r.rss_converge_kib), 1),
             fmt_opt(mib(r.rss_peak_kib), 1),
             fmt_opt(r.cpu_converge, 2),
@@ -175,7 +193,9 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
     if !not_run.is_empty() {
         let _ = writeln!(md, "\nNot run: N = {} (a smaller size failed, or the run stopped).", not_run.join(", "));
     }
-    let _ = writeln!(md, "\n![Convergence time against N](benchmarks/convergence.svg)\n");
+    let _ = writeln!(md, "\n{}", cost_per_cluster(results));
+    let _ = writeln!(md, "{}", side_by_side(settings, results));
+    let _ = writeln!(md, "![Convergence time against N](benchmarks/convergence.svg)\n");
     let _ = writeln!(md, "## Goals\n");
     for goal in goals(results) {
         let mark = match goal.verdict {
@@ -187,6 +207,99 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
         if goal.verdict == Some(false) {
             let _ = writeln!(md, "  - What would close it: {}", goal.fix);
         }
+    }
+    md
+}
+
+/// What each WebCluster costs at each N, so growth shows as a curve: the peak
+/// RSS, CPU and requests divided by N, and the RSS each WebCluster added over
+/// the smallest N.
+fn cost_per_cluster(results: &[SizeResult]) -> String {
+    let mut md = String::from(
+        "### Cost per WebCluster\n\n| N | peak RSS / N (KiB) | RSS added per WebCluster over the smallest N (KiB) | CPU to T_ready / N (ms) | requests converging / N (r / w) |\n|---|---|---|---|---|\n",
+    );
+    let base = results.iter().find(|r| r.rss_converge_kib.is_some());
+    for r in results.iter().filter(|r| r.t_ready.is_some()) {
+        let n = r.n as f64;
+        let added = match (base, r.rss_converge_kib) {
+            (Some(b), Some(rss)) if r.n > b.n => {
+                Some((rss as f64 - b.rss_converge_kib.unwrap_or(0) as f64) / (n - b.n as f64))
+            }
+            _ => None,
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            r.n,
+            fmt_opt(r.rss_converge_kib.map(|k| k as f64 / n), 1),
+            fmt_opt(added, 1),
+            fmt_opt(r.cpu_converge.map(|c| c * 1000.0 / n), 1),
+            r.converge_requests
+                .map_or_else(|| "—".into(), |(rd, w)| format!("{:.1} / {:.1}", rd as f64 / n, w as f64 / n)),
+        );
+    }
+    md
+}
+
+/// WebCluster and the peer operator at each N, the same figures in one table.
+fn side_by_side(settings: &Settings, results: &[SizeResult]) -> String {
+    let mut md = String::from(
+        "### WebCluster and the peer operator\n\nConverged: at T_ready for WebCluster (every WebCluster Ready), at \
+         T_children for the peer (it reports no readiness the bench could wait for).\n\n",
+    );
+    if settings.skip_peer {
+        md.push_str("The peer operator was skipped (`BENCH_PEER=none`).\n");
+        return md;
+    }
+    if let Some(why) = crate::peer::missing(settings) {
+        let _ = writeln!(md, "The peer operator did not run: {why}.");
+        return md;
+    }
+    let _ = writeln!(
+        md,
+        "| N | operator | children | T_children (s) | peak RSS converged / overall (MiB) | RSS after idle (MiB) | CPU to converge (s) | requests converging (r / w) | requests idle {}s (r / w) | reaction p50 / p99 (s) |\n|---|---|---|---|---|---|---|---|---|---|",
+        settings.idle.as_secs()
+    );
+    let reaction = |r: Option<&crate::results::Reaction>| {
+        r.map_or_else(|| "—".into(), |x| format!("{} / {}", fmt_opt(x.quantile(0.5), 3), fmt_opt(x.quantile(0.99), 3)))
+    };
+    for r in results {
+        let _ = writeln!(
+            md,
+            "| {} | WebCluster | {} | {} | {} / {} | {} | {} | {} | {} | {} |",
+            r.n,
+            r.children,
+            fmt_opt(r.t_children, 2),
+            fmt_opt(mib(r.rss_converge_kib), 1),
+            fmt_opt(mib(r.rss_peak_kib), 1),
+            fmt_opt(mib(r.rss_idle_kib), 1),
+            fmt_opt(r.cpu_converge, 2),
+            fmt_req(r.converge_requests),
+            fmt_req(r.idle_requests),
+            reaction(r.reaction.as_ref()),
+        );
+        let Some(p) = &r.peer else { continue };
+        let _ = writeln!(
+            md,
+            "| {} | wordpress-operator | {} | {} | {} / {} | {} | {} | {} | {} | {} |",
+            r.n,
+            p.children,
+            fmt_opt(p.t_children, 2),
+            fmt_opt(mib(p.rss_converge_kib), 1),
+            fmt_opt(mib(p.rss_peak_kib), 1),
+            fmt_opt(mib(p.rss_idle_kib), 1),
+            fmt_opt(p.cpu_converge, 2),
+            fmt_req(p.converge_requests),
+            fmt_req(p.idle_requests),
+            reaction(p.reaction.as_ref()),
+        );
+    }
+    let failures: Vec<String> = results
+        .iter()
+        .flat_map(|r| r.peer.iter().flat_map(move |p| p.errors.iter().map(move |e| format!("- N={}: {e}", r.n))))
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(md, "\nPeer failures:\n\n{}", failures.join("\n"));
     }
     md
 }

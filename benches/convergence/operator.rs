@@ -1,6 +1,6 @@
 //! Steps 2 to 5: the operator as a child process converges the N WebClusters
 //! (T_children, T_ready, footprint), idles, resyncs, and repairs deleted
-//! children.
+//! children (the timing of step 5 serves the peer too).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,7 +19,7 @@ use crate::harness::http::Scrape;
 use crate::harness::process::OperatorProcess;
 use crate::harness::wait::{SETUP_TIMEOUT, poll};
 use crate::markdown::fmt_opt;
-use crate::procstat::{cpu_seconds, peak_rss_kib};
+use crate::procstat::{cpu_seconds, peak_rss_kib, rss_kib};
 use crate::results::{Reaction, SizeResult};
 use crate::settings::{FIELD_MANAGER, RESYNC_ANNOTATION, Res, Settings};
 use crate::watch::{Shared, watch_children};
@@ -128,7 +128,7 @@ pub async fn operator_steps(
     let watches = watch_children(client, ns, &kinds, &seen);
     let log = settings.root.join(format!("target/bench-logs/operator-{n}.log"));
     let mut operator = Operator::start(settings, ns, &log)?;
-    progress!("N={n} step 2/5: operator pid {} started (log {})", operator.pid(), log.display());
+    progress!("N={n} step 2/6: operator pid {} started (log {})", operator.pid(), log.display());
     let outcome = run_operator(settings, client, &mut operator, &clusters, &expected, &seen, is_largest, result).await;
     if let Ok(rss) = operator.peak_rss_kib() {
         result.rss_peak_kib = Some(rss);
@@ -159,7 +159,7 @@ async fn run_operator(
     let started = Instant::now();
     apply_clusters(client, clusters, &ns, settings.concurrency).await?;
     progress!(
-        "N={n} step 2/5: {n} WebClusters applied in {:.2}s; waiting for {} children and Ready",
+        "N={n} step 2/6: {n} WebClusters applied in {:.2}s; waiting for {} children and Ready",
         started.elapsed().as_secs_f64(),
         expected.len()
     );
@@ -172,11 +172,11 @@ async fn run_operator(
         let now = started.elapsed().as_secs_f64();
         if result.t_children.is_none() && present == expected.len() {
             result.t_children = Some(now);
-            progress!("N={n} step 2/5: T_children = {now:.2}s (every one of {} children exists)", expected.len());
+            progress!("N={n} step 2/6: T_children = {now:.2}s (every one of {} children exists)", expected.len());
         }
         if ready == n {
             result.t_ready = Some(now);
-            progress!("N={n} step 2/5: T_ready = {now:.2}s (every WebCluster Ready=True)");
+            progress!("N={n} step 2/6: T_ready = {now:.2}s (every WebCluster Ready=True)");
             break;
         }
         operator.alive()?;
@@ -188,7 +188,7 @@ async fn run_operator(
             ));
         }
         if last_report.elapsed() > Duration::from_secs(5) {
-            progress!("N={n} step 2/5: {now:.0}s: children {present}/{}, Ready {ready}/{n}", expected.len());
+            progress!("N={n} step 2/6: {now:.0}s: children {present}/{}, Ready {ready}/{n}", expected.len());
             last_report = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -198,7 +198,7 @@ async fn run_operator(
     result.cpu_converge = Some(operator.cpu_seconds()?);
     result.rss_converge_kib = Some(operator.peak_rss_kib()?);
     progress!(
-        "N={n} step 3/5: footprint at convergence: peak RSS {:.1} MiB, CPU {:.2}s; requests while converging: {:?} (reads, writes)",
+        "N={n} step 3/6: footprint at convergence: peak RSS {:.1} MiB, CPU {:.2}s; requests while converging: {:?} (reads, writes)",
         result.rss_converge_kib.unwrap_or(0) as f64 / 1024.0,
         result.cpu_converge.unwrap_or(0.0),
         result.converge_requests.unwrap_or_default()
@@ -207,7 +207,7 @@ async fn run_operator(
     // Step 3+4: idle, 5 s after T_ready (the method in BENCHMARKS.md).
     tokio::time::sleep(Duration::from_secs(5)).await;
     progress!(
-        "N={n} step 4/5: idle for {}s (CPU over the first {}s)",
+        "N={n} step 4/6: idle for {}s (CPU over the first {}s)",
         settings.idle.as_secs(),
         settings.cpu_idle.as_secs()
     );
@@ -218,10 +218,11 @@ async fn run_operator(
     tokio::time::sleep(settings.idle - settings.cpu_idle).await;
     operator.alive()?;
     let idle_end = operator.scrape()?;
+    result.rss_idle_kib = Some(rss_kib(operator.pid())?);
     result.idle_requests = Some(idle_end.requests_since(&idle_start));
     result.idle_reconciles = Some(idle_end.reconciles() - idle_start.reconciles());
     progress!(
-        "N={n} step 4/5: idle: {:?} (reads, writes), {} reconciles, CPU {:.2}s over {}s",
+        "N={n} step 4/6: idle: {:?} (reads, writes), {} reconciles, CPU {:.2}s over {}s",
         result.idle_requests.unwrap_or_default(),
         result.idle_reconciles.unwrap_or(0.0),
         result.cpu_idle.unwrap_or(0.0),
@@ -233,14 +234,15 @@ async fn run_operator(
     // Step 5: reaction to a deleted child.
     if settings.reactions > 0 {
         progress!(
-            "N={n} step 5/5: deleting a random WebCluster's app Service {} times{}",
+            "N={n} step 5/6: deleting a random WebCluster's app Service {} times{}",
             settings.reactions,
             if is_largest { "" } else { " (not the largest N)" }
         );
-        result.reaction = Some(reaction(settings, client, &ns, clusters, seen).await?);
+        let services: Vec<String> = clusters.iter().map(|wc| names::app(&wc.name_any())).collect();
+        result.reaction = Some(reaction(settings, client, &ns, &services, seen).await?);
         if let Some(r) = &result.reaction {
             progress!(
-                "N={n} step 5/5: reaction p50 {}s, p99 {}s, {} not repaired",
+                "N={n} step 5/6: reaction p50 {}s, p99 {}s, {} not repaired",
                 fmt_opt(r.quantile(0.5), 3),
                 fmt_opt(r.quantile(0.99), 3),
                 r.failures
@@ -293,7 +295,7 @@ async fn resync(
     let after = operator.scrape()?;
     result.resync_requests = Some(after.requests_since(&before));
     progress!(
-        "N={n} step 4/5: resync of {n} took {:.2}s; requests {:?} (reads, writes), {} reconciles",
+        "N={n} step 4/6: resync of {n} took {:.2}s; requests {:?} (reads, writes), {} reconciles",
         result.resync_seconds.unwrap_or(0.0),
         result.resync_requests.unwrap_or_default(),
         after.reconciles() - before.reconciles()
@@ -301,19 +303,18 @@ async fn resync(
     Ok(())
 }
 
-/// Step 5: deletes a random WebCluster's app Service and times its replacement.
-async fn reaction(
+/// Step 5: deletes a random one of the Services `names` and times its replacement.
+pub async fn reaction(
     settings: &Settings,
     client: &Client,
     ns: &str,
-    clusters: &[WebCluster],
+    names: &[String],
     seen: &Shared,
 ) -> Res<Reaction> {
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), ns);
     let mut out = Reaction { samples: Vec::new(), failures: 0 };
     for _ in 0..settings.reactions {
-        let wc = &clusters[rand::random_range(0..clusters.len())];
-        let name = names::app(&wc.name_any());
+        let name = names[rand::random_range(0..names.len())].clone();
         let key = ("Service".to_string(), name.clone());
         let old = seen.lock().map_err(|_| "poisoned")?.objects.get(&key).cloned();
         let Some(old) = old else {

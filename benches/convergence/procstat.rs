@@ -1,4 +1,4 @@
-//! A process's CPU time and peak resident set, from /proc.
+//! A process's CPU time and resident set (now and peak), from /proc.
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -17,12 +17,22 @@ pub fn cpu_seconds(pid: u32) -> Res<f64> {
 
 /// The peak resident set (`VmHWM`) of process `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> Res<u64> {
+    status_kib(pid, "VmHWM")
+}
+
+/// The resident set (`VmRSS`) of process `pid` now, in KiB.
+pub fn rss_kib(pid: u32) -> Res<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// Field `field` (in kB) of /proc/`pid`/status.
+fn status_kib(pid: u32, field: &str) -> Res<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmHWM in /proc/<pid>/status".into())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 fn clock_ticks() -> f64 {

@@ -7,9 +7,15 @@
 //!   BENCH_TIMEOUT_SECONDS  limit per wait (2400: at N=1000 Ready takes over 15 min)
 //!   BENCH_SKIP_RAW         1 skips the bare client (for profiling runs: set
 //!                          BENCH_OPERATOR to a wrapper that starts a profiler)
+//!   BENCH_PEER             the peer operator's binary (default
+//!                          ~/.cache/webcluster/peer/wordpress-operator-<commit>)
+//!   BENCH_PEER_CRD         its CRD (default in the snapshot's tree beside it);
+//!                          BENCH_PEER=none skips the peer
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::peer::PEER_COMMIT;
 
 /// The bench's errors are messages for the report.
 pub type Res<T> = Result<T, String>;
@@ -31,6 +37,9 @@ pub struct Settings {
     pub operator: PathBuf,
     pub root: PathBuf,
     pub skip_raw: bool,
+    pub peer: PathBuf,
+    pub peer_crd: PathBuf,
+    pub skip_peer: bool,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Res<T> {
@@ -38,6 +47,10 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Res<T> {
         Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| format!("{name}: not a number: {v}")),
         _ => Ok(default),
     }
+}
+
+fn env_path(name: &str, default: &std::path::Path) -> PathBuf {
+    std::env::var(name).map_or_else(|_| default.to_path_buf(), PathBuf::from)
 }
 
 impl Settings {
@@ -56,6 +69,7 @@ impl Settings {
         }
         let idle = Duration::from_secs(env_num("BENCH_IDLE_SECONDS", 120)?);
         let cpu_idle = Duration::from_secs(env_num("BENCH_CPU_IDLE_SECONDS", 60)?).min(idle);
+        let peer_dir = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/webcluster/peer");
         let operator = std::env::var("BENCH_OPERATOR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| root.join("target/release/webcluster-operator"));
@@ -69,6 +83,12 @@ impl Settings {
             operator,
             root,
             skip_raw: std::env::var("BENCH_SKIP_RAW").is_ok_and(|v| v == "1"),
+            peer: env_path("BENCH_PEER", &peer_dir.join(format!("wordpress-operator-{}", &PEER_COMMIT[..7]))),
+            peer_crd: env_path(
+                "BENCH_PEER_CRD",
+                &peer_dir.join(format!("src-{PEER_COMMIT}/config/crd/bases/wordpress.presslabs.org_wordpresses.yaml")),
+            ),
+            skip_peer: std::env::var("BENCH_PEER").is_ok_and(|v| v == "none"),
         })
     }
 }

@@ -1,4 +1,5 @@
-//! benchmarks/convergence.svg: T_raw, T_children and T_ready against N (log scale).
+//! benchmarks/convergence.svg: T_raw, T_children, T_ready_raw, T_ready and the
+//! peer operator's T_children against N (log scale).
 
 use std::fmt::Write as _;
 
@@ -10,10 +11,12 @@ type Series = (&'static str, &'static str, fn(&SizeResult) -> Option<f64>);
 pub fn svg(results: &[SizeResult]) -> String {
     let (w, h) = (760.0, 460.0);
     let (left, right, top, bottom) = (70.0, 170.0, 40.0, 60.0);
-    let series: [Series; 3] = [
+    let series: [Series; 5] = [
         ("T_raw", "#4c78a8", |r| r.t_raw),
         ("T_children", "#f58518", |r| r.t_children),
+        ("T_ready_raw", "#b279a2", |r| r.t_ready_raw),
         ("T_ready", "#54a24b", |r| r.t_ready),
+        ("peer T_children", "#e45756", |r| r.peer.as_ref()?.t_children),
     ];
     let ns: Vec<f64> = results.iter().map(|r| r.n as f64).collect();
     let (min_n, max_n) = (ns.iter().copied().fold(f64::INFINITY, f64::min), ns.iter().copied().fold(0.0, f64::max));

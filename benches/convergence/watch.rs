@@ -11,11 +11,13 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
 use webcluster::api::WebCluster;
 
-/// Uids of the children seen, by (kind, name), and the Ready WebClusters.
+/// Uids of the children seen, by (kind, name), the Ready WebClusters, and the
+/// Deployments and StatefulSets whose every replica is ready.
 #[derive(Default)]
 pub struct Seen {
     pub objects: HashMap<(String, String), String>,
     pub ready: HashSet<String>,
+    pub ready_workloads: HashSet<(String, String)>,
 }
 
 pub type Shared = Arc<Mutex<Seen>>;
@@ -79,4 +81,62 @@ pub fn watch_children(
 fn is_ready(cluster: &DynamicObject) -> bool {
     let conditions = cluster.data.pointer("/status/conditions").and_then(|c| c.as_array());
     conditions.into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// Watches the Deployments and StatefulSets in `ns` into `seen.ready_workloads`:
+/// the T_ready_raw of the bare client's objects.
+pub fn watch_workloads(client: &Client, ns: &str, seen: &Shared) -> Vec<tokio::task::JoinHandle<()>> {
+    ["Deployment", "StatefulSet"]
+        .into_iter()
+        .map(|kind| {
+            let resource = ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("apps", "v1", kind));
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+            spawn_watch(api, seen.clone(), move |seen, workload, exists| {
+                let key = (kind.to_string(), workload.name_any());
+                if exists && all_replicas_ready(&workload) {
+                    seen.ready_workloads.insert(key);
+                } else {
+                    seen.ready_workloads.remove(&key);
+                }
+            })
+        })
+        .collect()
+}
+
+/// The status describes the current spec and every wanted replica is ready.
+fn all_replicas_ready(workload: &DynamicObject) -> bool {
+    let number = |path: &str| workload.data.pointer(path).and_then(serde_json::Value::as_i64);
+    let observed = number("/status/observedGeneration") >= workload.metadata.generation;
+    observed && number("/status/readyReplicas").unwrap_or(0) >= number("/spec/replicas").unwrap_or(1)
+}
+
+/// Waits until `count` of what was seen reaches `total`, with progress every 5 s;
+/// the seconds since `started`. `alive` fails the wait when a process under test exited.
+pub async fn wait_counted(
+    what: &str,
+    total: usize,
+    seen: &Shared,
+    started: std::time::Instant,
+    timeout: std::time::Duration,
+    count: impl Fn(&Seen) -> usize,
+    mut alive: impl FnMut() -> Result<(), String>,
+) -> Result<f64, String> {
+    let mut last_report = std::time::Instant::now();
+    loop {
+        let done = count(&*seen.lock().map_err(|_| "poisoned")?);
+        let seconds = started.elapsed().as_secs_f64();
+        if done >= total {
+            progress!("{what}: {total} of {total} after {seconds:.2}s");
+            return Ok(seconds);
+        }
+        alive()?;
+        if started.elapsed() > timeout {
+            return Err(format!("{what}: {done}/{total} after {}s", timeout.as_secs()));
+        }
+        if last_report.elapsed() > std::time::Duration::from_secs(5) {
+            progress!("{what}: {done}/{total} after {seconds:.0}s");
+            last_report = std::time::Instant::now();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
