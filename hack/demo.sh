@@ -22,7 +22,7 @@ kubectl() { bash hack/kubectl.sh "$@"; }
 NAMESPACE=demo
 LOG=.cluster/operator.log
 REAL_NODE=webcluster-real
-APP_IMAGE=localhost/webcluster/roundcube:1
+APP_IMAGE=localhost/webcluster/roundcube:2
 EXAMPLE_IMAGE=docker.io/roundcube/roundcubemail:1.6.11-apache-nonroot
 DEMO_PV_DIR=/tmp/webcluster-demo-pv
 # The example's claims: database pods 0-2 (20Gi each) and the shared files (10Gi).

@@ -31,7 +31,7 @@ use crate::jobs::{finished_pod_log, succeeded};
 use crate::{PROBE_TIMEOUT, RealTest, START_TIMEOUT, example_documents};
 
 const CLUSTER: &str = "roundcube";
-const IMAGE: &str = "localhost/webcluster/roundcube:1";
+const IMAGE: &str = "localhost/webcluster/roundcube:2";
 const MAIL_IMAGE: &str = "localhost/webcluster/mail:1";
 const CLIENT: &str = include_str!("roundcube_client.py");
 /// The scripted browser's cookies and request token, in the client pod.

@@ -17,12 +17,24 @@ if [ -z "${ROUNDCUBEMAIL_DES_KEY:-}" ]; then
 fi
 mkdir -p "${ROUNDCUBEMAIL_TEMP_DIR:-/tmp/roundcube-temp}"
 # As the official image, for Apache and bin/ commands: an empty database
-# gets the schema first; a failure is reported, not fatal.
-case "${1:-}" in
-  apache2* | bin/*)
-    if [ -n "${ROUNDCUBEMAIL_DSNW:-}" ]; then
-      roundcube-initdb || echo "docker-entrypoint.sh: could not check or create the database schema" >&2
+# gets the schema first, waiting up to 30 s for the database to answer (the
+# official image's wait-for-it; a new Service's endpoints take seconds to reach
+# every node). Apache starts anyway; a bin/ command (the migration) does not
+# run against a database whose schema could not be checked: bin/updatedb.sh
+# on an empty one would apply every upgrade since 2013 to no tables, and every
+# retry would then fail.
+check_schema() {
+  deadline=$(($(date +%s) + 30))
+  until roundcube-initdb; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "docker-entrypoint.sh: could not check or create the database schema within 30 s" >&2
+      return 1
     fi
-    ;;
+    sleep 2
+  done
+}
+case "${1:-}" in
+  apache2*) [ -z "${ROUNDCUBEMAIL_DSNW:-}" ] || check_schema || true ;;
+  bin/*) [ -z "${ROUNDCUBEMAIL_DSNW:-}" ] || check_schema || exit 1 ;;
 esac
 exec "$@"
