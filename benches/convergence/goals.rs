@@ -21,14 +21,14 @@ const READY_RATIO: f64 = 1.1;
 
 pub fn goals(results: &[SizeResult]) -> Vec<Goal> {
     let converged: Vec<&SizeResult> = results.iter().filter(|r| r.t_ready.is_some()).collect();
-    let at = |n: usize| results.iter().find(|r| r.n == n && r.t_children.is_some() && r.t_raw.is_some());
-    let largest_measured = results.iter().rev().find(|r| r.t_children.is_some() && r.t_raw.is_some());
+    let at = |n: usize| results.iter().find(|r| r.n == n && r.footprint.t_children.is_some() && r.t_raw.is_some());
+    let largest_measured = results.iter().rev().find(|r| r.footprint.t_children.is_some() && r.t_raw.is_some());
     let mut out = Vec::new();
 
     let target = at(1000).or(largest_measured);
     let (verdict, detail) = match target {
         Some(r) => {
-            let (raw, children) = (r.t_raw.unwrap_or(0.0), r.t_children.unwrap_or(0.0));
+            let (raw, children) = (r.t_raw.unwrap_or(0.0), r.footprint.t_children.unwrap_or(0.0));
             let ratio = children / raw;
             let limit = CHILDREN_RATIO * raw;
             let note =
@@ -59,14 +59,16 @@ pub fn goals(results: &[SizeResult]) -> Vec<Goal> {
               (--status-interval-seconds) while children are still starting.",
     });
 
-    let mem_target =
-        results.iter().find(|r| r.n == 1000 && r.rss_peak_kib.is_some()).or_else(|| converged.last().copied());
+    let mem_target = results
+        .iter()
+        .find(|r| r.n == 1000 && r.footprint.rss_peak_kib.is_some())
+        .or_else(|| converged.last().copied());
     let (verdict, detail) = match mem_target {
         Some(r) => {
-            let peak = mib(r.rss_peak_kib.or(r.rss_converge_kib)).unwrap_or(0.0);
+            let peak = mib(r.footprint.rss_peak_kib.or(r.footprint.rss_converge_kib)).unwrap_or(0.0);
             let note =
                 if r.n == 1000 { String::new() } else { format!(" (measured at N={}, N=1000 did not run)", r.n) };
-            let peer = mib(r.peer.as_ref().and_then(|p| p.rss_peak_kib.or(p.rss_converge_kib)));
+            let peer = mib(r.peer.as_ref().and_then(|p| p.footprint.rss_peak_kib.or(p.footprint.rss_converge_kib)));
             let within_peer = peer.is_none_or(|peer| peak <= peer / 3.0);
             let peer_note = peer.map_or_else(
                 || "; the peer did not run at this N".into(),
@@ -97,12 +99,13 @@ pub fn goals(results: &[SizeResult]) -> Vec<Goal> {
 
     let writes: Vec<String> = results
         .iter()
-        .filter_map(|r| Some((r.n, r.idle_requests?.1, r.resync_requests?.1)))
+        .filter_map(|r| Some((r.n, r.footprint.idle_requests?.1, r.resync_requests?.1)))
         .map(|(n, idle, resync)| format!("N={n}: {idle} idle, {resync} resync"))
         .collect();
-    let measured = results.iter().any(|r| r.idle_requests.is_some() && r.resync_requests.is_some());
-    let zero =
-        results.iter().all(|r| r.idle_requests.is_none_or(|q| q.1 == 0) && r.resync_requests.is_none_or(|q| q.1 == 0));
+    let measured = results.iter().any(|r| r.footprint.idle_requests.is_some() && r.resync_requests.is_some());
+    let zero = results
+        .iter()
+        .all(|r| r.footprint.idle_requests.is_none_or(|q| q.1 == 0) && r.resync_requests.is_none_or(|q| q.1 == 0));
     out.push(Goal {
         name: "zero writes idle and during the resync",
         verdict: measured.then_some(zero),
@@ -112,10 +115,10 @@ pub fn goals(results: &[SizeResult]) -> Vec<Goal> {
               (target/bench-logs/operator-N.log, `applied children`) names the WebClusters that wrote.",
     });
 
-    let reaction = results.iter().rev().find(|r| r.reaction.as_ref().is_some_and(|x| !x.samples.is_empty()));
+    let reaction = results.iter().rev().find(|r| r.footprint.reaction.as_ref().is_some_and(|x| !x.samples.is_empty()));
     let (verdict, detail) = match reaction {
         Some(r) => {
-            let reaction = r.reaction.as_ref().expect("filtered above");
+            let reaction = r.footprint.reaction.as_ref().expect("filtered above");
             let p99 = reaction.quantile(0.99).unwrap_or(f64::INFINITY);
             let ok = p99 <= REACTION_P99 && reaction.failures == 0;
             (
@@ -178,7 +181,7 @@ fn ready_goal(results: &[SizeResult]) -> Goal {
 
 /// How many requests the operator needed for what the bare client did in one write per child.
 fn requests_note(r: &SizeResult) -> String {
-    match (r.converge_requests, r.raw_requests) {
+    match (r.footprint.converge_requests, r.raw_requests) {
         (Some((reads, writes)), Some((_, raw_writes))) => format!(
             "; while converging the operator sent {reads} reads and {writes} writes ({:.0} and {:.0} per \
              WebCluster), the bare client {raw_writes} writes",

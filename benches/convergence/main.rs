@@ -82,7 +82,7 @@ async fn run_size_steps(
     // The children of the operator under test, as its own `render` gives them.
     let scratch = settings.root.join(format!("target/bench-logs/webclusters-{n}.yaml"));
     let objects = workload::rendered(&settings.operator, &workload::clusters(n, &raw_ns)?, &scratch)?;
-    result.children = objects.len();
+    result.footprint.children = objects.len();
     result.pods = workload::pods_of(&objects);
     let claims = 2 * n;
     let free = cluster::free_pod_capacity(client).await?;

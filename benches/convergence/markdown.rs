@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::goals::goals;
-use crate::results::SizeResult;
+use crate::results::{Footprint, SizeResult};
 use crate::settings::{RESYNC_ANNOTATION, Res, SERVICE_CIDR, Settings};
 use crate::svg::svg;
 
@@ -122,7 +122,7 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
          the operator: time until every child exists (metadata watches), peak RSS at that point and overall, RSS \
          after the idle window, CPU until then, API requests (`rest_client_requests_total`; reads = GET, writes = \
          the rest) while converging and during {idle}s idle, and reaction to a deleted Service ({reactions} times).\n",
-        result_or(results, |r| r.children / r.n.max(1)),
+        result_or(results, |r| r.footprint.children / r.n.max(1)),
         result_or(results, |r| r.pods / r.n.max(1)),
         2,
         c = settings.concurrency,
@@ -145,7 +145,7 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
             _ => "—".into(),
         };
-        let reaction = r.reaction.as_ref().map_or_else(
+        let reaction = r.footprint.reaction.as_ref().map_or_else(
             || "—".into(),
             |x| {
                 let max = x.samples.iter().copied().fold(f64::NAN, f64::max);
@@ -162,19 +162,19 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
             r.n,
-            r.children,
+            r.footprint.children,
             fmt_opt(r.t_raw, 2),
-            fmt_opt(r.t_children, 2),
-            ratio(r.t_children, r.t_raw),
+            fmt_opt(r.footprint.t_children, 2),
+            ratio(r.footprint.t_children, r.t_raw),
             fmt_opt(r.t_ready_raw, 2),
             fmt_opt(r.t_ready, 2),
             ratio(r.t_ready, r.t_ready_raw),
-            fmt_opt(mib(r.rss_converge_kib), 1),
-            fmt_opt(mib(r.rss_peak_kib), 1),
-            fmt_opt(r.cpu_converge, 2),
+            fmt_opt(mib(r.footprint.rss_converge_kib), 1),
+            fmt_opt(mib(r.footprint.rss_peak_kib), 1),
+            fmt_opt(r.footprint.cpu_converge, 2),
             fmt_opt(r.cpu_idle, 2),
-            fmt_req(r.converge_requests),
-            fmt_req(r.idle_requests),
+            fmt_req(r.footprint.converge_requests),
+            fmt_req(r.footprint.idle_requests),
             fmt_opt(r.idle_reconciles, 0),
             fmt_opt(r.resync_seconds, 2),
             fmt_req(r.resync_requests),
@@ -218,12 +218,12 @@ fn cost_per_cluster(results: &[SizeResult]) -> String {
     let mut md = String::from(
         "### Cost per WebCluster\n\n| N | peak RSS / N (KiB) | RSS added per WebCluster over the smallest N (KiB) | CPU to T_ready / N (ms) | requests converging / N (r / w) |\n|---|---|---|---|---|\n",
     );
-    let base = results.iter().find(|r| r.rss_converge_kib.is_some());
+    let base = results.iter().find(|r| r.footprint.rss_converge_kib.is_some());
     for r in results.iter().filter(|r| r.t_ready.is_some()) {
         let n = r.n as f64;
-        let added = match (base, r.rss_converge_kib) {
+        let added = match (base, r.footprint.rss_converge_kib) {
             (Some(b), Some(rss)) if r.n > b.n => {
-                Some((rss as f64 - b.rss_converge_kib.unwrap_or(0) as f64) / (n - b.n as f64))
+                Some((rss as f64 - b.footprint.rss_converge_kib.unwrap_or(0) as f64) / (n - b.n as f64))
             }
             _ => None,
         };
@@ -231,10 +231,11 @@ fn cost_per_cluster(results: &[SizeResult]) -> String {
             md,
             "| {} | {} | {} | {} | {} |",
             r.n,
-            fmt_opt(r.rss_converge_kib.map(|k| k as f64 / n), 1),
+            fmt_opt(r.footprint.rss_converge_kib.map(|k| k as f64 / n), 1),
             fmt_opt(added, 1),
-            fmt_opt(r.cpu_converge.map(|c| c * 1000.0 / n), 1),
-            r.converge_requests
+            fmt_opt(r.footprint.cpu_converge.map(|c| c * 1000.0 / n), 1),
+            r.footprint
+                .converge_requests
                 .map_or_else(|| "—".into(), |(rd, w)| format!("{:.1} / {:.1}", rd as f64 / n, w as f64 / n)),
         );
     }
@@ -260,39 +261,11 @@ fn side_by_side(settings: &Settings, results: &[SizeResult]) -> String {
         "| N | operator | children | T_children (s) | peak RSS converged / overall (MiB) | RSS after idle (MiB) | CPU to converge (s) | requests converging (r / w) | requests idle {}s (r / w) | reaction p50 / p99 (s) |\n|---|---|---|---|---|---|---|---|---|---|",
         settings.idle.as_secs()
     );
-    let reaction = |r: Option<&crate::results::Reaction>| {
-        r.map_or_else(|| "—".into(), |x| format!("{} / {}", fmt_opt(x.quantile(0.5), 3), fmt_opt(x.quantile(0.99), 3)))
-    };
     for r in results {
-        let _ = writeln!(
-            md,
-            "| {} | WebCluster | {} | {} | {} / {} | {} | {} | {} | {} | {} |",
-            r.n,
-            r.children,
-            fmt_opt(r.t_children, 2),
-            fmt_opt(mib(r.rss_converge_kib), 1),
-            fmt_opt(mib(r.rss_peak_kib), 1),
-            fmt_opt(mib(r.rss_idle_kib), 1),
-            fmt_opt(r.cpu_converge, 2),
-            fmt_req(r.converge_requests),
-            fmt_req(r.idle_requests),
-            reaction(r.reaction.as_ref()),
-        );
-        let Some(p) = &r.peer else { continue };
-        let _ = writeln!(
-            md,
-            "| {} | wordpress-operator | {} | {} | {} / {} | {} | {} | {} | {} | {} |",
-            r.n,
-            p.children,
-            fmt_opt(p.t_children, 2),
-            fmt_opt(mib(p.rss_converge_kib), 1),
-            fmt_opt(mib(p.rss_peak_kib), 1),
-            fmt_opt(mib(p.rss_idle_kib), 1),
-            fmt_opt(p.cpu_converge, 2),
-            fmt_req(p.converge_requests),
-            fmt_req(p.idle_requests),
-            reaction(p.reaction.as_ref()),
-        );
+        footprint_row(&mut md, r.n, "WebCluster", &r.footprint);
+        if let Some(peer) = &r.peer {
+            footprint_row(&mut md, r.n, "wordpress-operator", &peer.footprint);
+        }
     }
     let failures: Vec<String> = results
         .iter()
@@ -302,6 +275,26 @@ fn side_by_side(settings: &Settings, results: &[SizeResult]) -> String {
         let _ = writeln!(md, "\nPeer failures:\n\n{}", failures.join("\n"));
     }
     md
+}
+
+/// One operator's row of the side-by-side table.
+fn footprint_row(md: &mut String, n: usize, operator: &str, f: &Footprint) {
+    let reaction = f
+        .reaction
+        .as_ref()
+        .map_or_else(|| "—".into(), |x| format!("{} / {}", fmt_opt(x.quantile(0.5), 3), fmt_opt(x.quantile(0.99), 3)));
+    let _ = writeln!(
+        md,
+        "| {n} | {operator} | {} | {} | {} / {} | {} | {} | {} | {} | {reaction} |",
+        f.children,
+        fmt_opt(f.t_children, 2),
+        fmt_opt(mib(f.rss_converge_kib), 1),
+        fmt_opt(mib(f.rss_peak_kib), 1),
+        fmt_opt(mib(f.rss_idle_kib), 1),
+        fmt_opt(f.cpu_converge, 2),
+        fmt_req(f.converge_requests),
+        fmt_req(f.idle_requests),
+    );
 }
 
 fn result_or(results: &[SizeResult], f: impl Fn(&SizeResult) -> usize) -> usize {

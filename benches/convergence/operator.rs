@@ -131,7 +131,7 @@ pub async fn operator_steps(
     progress!("N={n} step 2/6: operator pid {} started (log {})", operator.pid(), log.display());
     let outcome = run_operator(settings, client, &mut operator, &clusters, &expected, &seen, is_largest, result).await;
     if let Ok(rss) = operator.peak_rss_kib() {
-        result.rss_peak_kib = Some(rss);
+        result.footprint.rss_peak_kib = Some(rss);
     }
     operator.stop();
     for task in watches {
@@ -170,8 +170,8 @@ async fn run_operator(
             (expected.iter().filter(|key| seen.objects.contains_key(*key)).count(), seen.ready.len())
         };
         let now = started.elapsed().as_secs_f64();
-        if result.t_children.is_none() && present == expected.len() {
-            result.t_children = Some(now);
+        if result.footprint.t_children.is_none() && present == expected.len() {
+            result.footprint.t_children = Some(now);
             progress!("N={n} step 2/6: T_children = {now:.2}s (every one of {} children exists)", expected.len());
         }
         if ready == n {
@@ -194,15 +194,8 @@ async fn run_operator(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let converged = operator.scrape()?;
-    result.converge_requests = Some(converged.requests_since(&before));
-    result.cpu_converge = Some(operator.cpu_seconds()?);
-    result.rss_converge_kib = Some(operator.peak_rss_kib()?);
-    progress!(
-        "N={n} step 3/6: footprint at convergence: peak RSS {:.1} MiB, CPU {:.2}s; requests while converging: {:?} (reads, writes)",
-        result.rss_converge_kib.unwrap_or(0) as f64 / 1024.0,
-        result.cpu_converge.unwrap_or(0.0),
-        result.converge_requests.unwrap_or_default()
-    );
+    result.footprint.record_converged(converged.requests_since(&before), operator.pid())?;
+    progress!("N={n} step 3/6: footprint at convergence: {}", result.footprint.converged_summary());
 
     // Step 3+4: idle, 5 s after T_ready (the method in BENCHMARKS.md).
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -218,12 +211,12 @@ async fn run_operator(
     tokio::time::sleep(settings.idle - settings.cpu_idle).await;
     operator.alive()?;
     let idle_end = operator.scrape()?;
-    result.rss_idle_kib = Some(rss_kib(operator.pid())?);
-    result.idle_requests = Some(idle_end.requests_since(&idle_start));
+    result.footprint.rss_idle_kib = Some(rss_kib(operator.pid())?);
+    result.footprint.idle_requests = Some(idle_end.requests_since(&idle_start));
     result.idle_reconciles = Some(idle_end.reconciles() - idle_start.reconciles());
     progress!(
         "N={n} step 4/6: idle: {:?} (reads, writes), {} reconciles, CPU {:.2}s over {}s",
-        result.idle_requests.unwrap_or_default(),
+        result.footprint.idle_requests.unwrap_or_default(),
         result.idle_reconciles.unwrap_or(0.0),
         result.cpu_idle.unwrap_or(0.0),
         settings.cpu_idle.as_secs()
@@ -239,8 +232,8 @@ async fn run_operator(
             if is_largest { "" } else { " (not the largest N)" }
         );
         let services: Vec<String> = clusters.iter().map(|wc| names::app(&wc.name_any())).collect();
-        result.reaction = Some(reaction(settings, client, &ns, &services, seen).await?);
-        if let Some(r) = &result.reaction {
+        result.footprint.reaction = Some(reaction(settings, client, &ns, &services, seen).await?);
+        if let Some(r) = &result.footprint.reaction {
             progress!(
                 "N={n} step 5/6: reaction p50 {}s, p99 {}s, {} not repaired",
                 fmt_opt(r.quantile(0.5), 3),

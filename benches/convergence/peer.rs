@@ -25,7 +25,7 @@ use crate::harness::process::{Process, free_port};
 use crate::harness::wait::{SETUP_TIMEOUT, poll};
 use crate::markdown::fmt_opt;
 use crate::operator::reaction;
-use crate::procstat::{cpu_seconds, peak_rss_kib, rss_kib};
+use crate::procstat::{peak_rss_kib, rss_kib};
 use crate::results::PeerResult;
 use crate::settings::{FIELD_MANAGER, Res, Settings};
 use crate::watch::{Shared, wait_counted, watch_children};
@@ -160,7 +160,7 @@ async fn run_peer(settings: &Settings, client: &Client, n: usize, ns: &str, resu
     let names: Vec<String> = (0..n).map(|i| format!("wp-{i:05}")).collect();
     let expected: Vec<(String, String)> =
         names.iter().flat_map(|name| children_of(name).map(|(kind, child, _)| (kind.to_string(), child))).collect();
-    result.children = expected.len();
+    result.footprint.children = expected.len();
     let kinds: BTreeMap<String, ApiResource> = children_of("x")
         .into_iter()
         .map(|(kind, _, api_version)| {
@@ -174,7 +174,7 @@ async fn run_peer(settings: &Settings, client: &Client, n: usize, ns: &str, resu
     let mut peer = Peer::start(settings, ns, &log).await?;
     progress!("N={n} step 6/6: peer pid {} started (log {})", peer.pid(), log.display());
     let outcome = measure(settings, client, &mut peer, ns, &names, &expected, &seen, result).await;
-    result.rss_peak_kib = peak_rss_kib(peer.pid()).ok();
+    result.footprint.rss_peak_kib = peak_rss_kib(peer.pid()).ok();
     let _ = peer.process.stop(Duration::from_secs(15));
     for task in watches {
         task.abort();
@@ -201,26 +201,19 @@ async fn measure(
     let what = format!("N={n} step 6/6: peer children");
     let t_children =
         wait_counted(&what, expected.len(), seen, started, settings.timeout, count, || peer.alive()).await?;
-    result.t_children = Some(t_children);
-    result.converge_requests = Some(since(peer.requests()?, before));
-    result.cpu_converge = Some(cpu_seconds(peer.pid())?);
-    result.rss_converge_kib = Some(peak_rss_kib(peer.pid())?);
-    progress!(
-        "N={n} step 6/6: peer T_children = {t_children:.2}s; peak RSS {:.1} MiB, CPU {:.2}s, requests {:?}",
-        result.rss_converge_kib.unwrap_or(0) as f64 / 1024.0,
-        result.cpu_converge.unwrap_or(0.0),
-        result.converge_requests.unwrap_or_default()
-    );
+    result.footprint.t_children = Some(t_children);
+    result.footprint.record_converged(since(peer.requests()?, before), peer.pid())?;
+    progress!("N={n} step 6/6: peer T_children = {t_children:.2}s; {}", result.footprint.converged_summary());
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle_start = peer.requests()?;
     tokio::time::sleep(settings.idle).await;
     peer.alive()?;
-    result.idle_requests = Some(since(peer.requests()?, idle_start));
-    result.rss_idle_kib = Some(rss_kib(peer.pid())?);
+    result.footprint.idle_requests = Some(since(peer.requests()?, idle_start));
+    result.footprint.rss_idle_kib = Some(rss_kib(peer.pid())?);
     progress!(
         "N={n} step 6/6: peer idle {}s: requests {:?} (reads, writes)",
         settings.idle.as_secs(),
-        result.idle_requests.unwrap_or_default()
+        result.footprint.idle_requests.unwrap_or_default()
     );
     if settings.reactions > 0 {
         let timed = reaction(settings, client, ns, names, seen).await?;
@@ -230,7 +223,7 @@ async fn measure(
             fmt_opt(timed.quantile(0.99), 3),
             timed.failures
         );
-        result.reaction = Some(timed);
+        result.footprint.reaction = Some(timed);
     }
     peer.alive()
 }

@@ -1,49 +1,74 @@
 //! What one size measured.
 
+use crate::procstat::{cpu_seconds, peak_rss_kib};
+use crate::settings::Res;
+
 /// Everything measured at one N; `None` where a step failed or did not run.
 #[derive(Default, Clone)]
 pub struct SizeResult {
     pub n: usize,
-    pub children: usize,
     pub pods: usize,
     pub t_raw: Option<f64>,
     /// Until every Deployment and StatefulSet the bare client applied is ready.
     pub t_ready_raw: Option<f64>,
     pub raw_requests: Option<(u64, u64)>,
-    pub t_children: Option<f64>,
+    /// The operator's convergence, idle and reaction figures.
+    pub footprint: Footprint,
     pub t_ready: Option<f64>,
-    pub cpu_converge: Option<f64>,
-    pub rss_converge_kib: Option<u64>,
-    pub rss_peak_kib: Option<u64>,
-    /// The resident set at the end of the idle window.
-    pub rss_idle_kib: Option<u64>,
     pub cpu_idle: Option<f64>,
-    pub converge_requests: Option<(u64, u64)>,
-    pub idle_requests: Option<(u64, u64)>,
     pub idle_reconciles: Option<f64>,
     pub resync_requests: Option<(u64, u64)>,
     pub resync_seconds: Option<f64>,
-    pub reaction: Option<Reaction>,
     /// The peer operator at the same N; `None` when it did not run.
     pub peer: Option<PeerResult>,
     pub errors: Vec<String>,
     pub wall: f64,
 }
 
-/// The peer operator's figures at one N (the same steps as the operator's,
-/// where the peer has them).
+/// The peer operator's figures at one N.
 #[derive(Default, Clone)]
 pub struct PeerResult {
+    pub footprint: Footprint,
+    pub errors: Vec<String>,
+}
+
+/// What an operator (WebCluster's or the peer) cost at one N: the same figures
+/// for both, so they stand in one table.
+#[derive(Default, Clone)]
+pub struct Footprint {
     pub children: usize,
     pub t_children: Option<f64>,
+    /// CPU seconds from the start until converged.
     pub cpu_converge: Option<f64>,
+    /// Peak RSS when converged.
     pub rss_converge_kib: Option<u64>,
+    /// Peak RSS over every step.
     pub rss_peak_kib: Option<u64>,
+    /// The resident set at the end of the idle window.
     pub rss_idle_kib: Option<u64>,
     pub converge_requests: Option<(u64, u64)>,
     pub idle_requests: Option<(u64, u64)>,
     pub reaction: Option<Reaction>,
-    pub errors: Vec<String>,
+}
+
+impl Footprint {
+    /// Records what converging cost: `requests` and process `pid`'s CPU and peak RSS so far.
+    pub fn record_converged(&mut self, requests: (u64, u64), pid: u32) -> Res<()> {
+        self.converge_requests = Some(requests);
+        self.cpu_converge = Some(cpu_seconds(pid)?);
+        self.rss_converge_kib = Some(peak_rss_kib(pid)?);
+        Ok(())
+    }
+
+    /// The convergence figures, for a progress line.
+    pub fn converged_summary(&self) -> String {
+        format!(
+            "peak RSS {:.1} MiB, CPU {:.2}s; requests while converging {:?} (reads, writes)",
+            self.rss_converge_kib.unwrap_or(0) as f64 / 1024.0,
+            self.cpu_converge.unwrap_or(0.0),
+            self.converge_requests.unwrap_or_default()
+        )
+    }
 }
 
 /// The times from deleting a child to its replacement.

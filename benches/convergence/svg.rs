@@ -13,10 +13,10 @@ pub fn svg(results: &[SizeResult]) -> String {
     let (left, right, top, bottom) = (70.0, 170.0, 40.0, 60.0);
     let series: [Series; 5] = [
         ("T_raw", "#4c78a8", |r| r.t_raw),
-        ("T_children", "#f58518", |r| r.t_children),
+        ("T_children", "#f58518", |r| r.footprint.t_children),
         ("T_ready_raw", "#b279a2", |r| r.t_ready_raw),
         ("T_ready", "#54a24b", |r| r.t_ready),
-        ("peer T_children", "#e45756", |r| r.peer.as_ref()?.t_children),
+        ("peer T_children", "#e45756", |r| r.peer.as_ref()?.footprint.t_children),
     ];
     let ns: Vec<f64> = results.iter().map(|r| r.n as f64).collect();
     let (min_n, max_n) = (ns.iter().copied().fold(f64::INFINITY, f64::min), ns.iter().copied().fold(0.0, f64::max));
