@@ -22,7 +22,9 @@
 #   CLUSTER_PVS_RWO  number of 100Gi ReadWriteOnce PersistentVolumes (default 60)
 #   CLUSTER_PVS_RWX  number of 100Gi ReadWriteMany PersistentVolumes (default 20)
 #   CLUSTER_NODE_PODS  pod capacity of each fake node (default 1000; applies when
-#                    the nodes are created, not to a cluster that already runs)
+#                    the nodes are created, not to a cluster that already runs);
+#                    above 1000 the nodes' CPU and memory (64 cores, 256Gi) grow
+#                    with it, so that many pods' requests fit too
 #   WEBCLUSTER_CLUSTER_DIR  state folder instead of .cluster/ (a second, independent
 #                    cluster, e.g. to time start-ups without disturbing running tests)
 #   CLUSTER_REAL_NODE  1: start the real node, 0: kwok nodes only (default: 1 for
@@ -48,6 +50,10 @@ PVS_RWO="${CLUSTER_PVS_RWO:-60}"
 PVS_RWX="${CLUSTER_PVS_RWX:-20}"
 NODE_PODS="${CLUSTER_NODE_PODS:-1000}"
 [[ "$NODE_PODS" =~ ^[1-9][0-9]*$ ]] || { echo "CLUSTER_NODE_PODS must be a positive integer, got '$NODE_PODS'" >&2; exit 2; }
+# At N=1000 the bench's 5,000 pods request more than 3 x 64 cores.
+NODE_SCALE=$((NODE_PODS > 1000 ? NODE_PODS : 1000))
+NODE_CPU=$((64 * NODE_SCALE / 1000))
+NODE_MEMORY="$((256 * NODE_SCALE / 1000))Gi"
 ZONES=(a b c)
 START=$SECONDS
 STEPS=8
@@ -219,8 +225,8 @@ metadata:
     topology.kubernetes.io/region: local
     topology.kubernetes.io/zone: zone-$z
 status:
-  allocatable: {cpu: "64", memory: 256Gi, pods: "$NODE_PODS", ephemeral-storage: 1Ti}
-  capacity: {cpu: "64", memory: 256Gi, pods: "$NODE_PODS", ephemeral-storage: 1Ti}
+  allocatable: {cpu: "$NODE_CPU", memory: $NODE_MEMORY, pods: "$NODE_PODS", ephemeral-storage: 1Ti}
+  capacity: {cpu: "$NODE_CPU", memory: $NODE_MEMORY, pods: "$NODE_PODS", ephemeral-storage: 1Ti}
 EOF
   done
 }
