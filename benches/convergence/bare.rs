@@ -70,15 +70,14 @@ pub async fn raw_step(
     create_namespace(client, raw_ns).await?;
     let seen: Shared = Arc::default();
     let watches = watch_workloads(client, raw_ns, &seen);
-    let outcome = match raw_apply(settings, objects, raw_ns).await {
-        Ok((started, seconds, requests)) => {
-            result.t_raw = Some(seconds);
-            result.raw_requests = Some(requests);
-            progress!("N={n} step 1/6: T_raw = {seconds:.2}s ({:.0} objects/s)", objects.len() as f64 / seconds);
-            wait_workloads_ready(settings, objects, &seen, started, result).await
-        }
-        Err(e) => Err(e),
-    };
+    let outcome = async {
+        let (started, seconds, requests) = raw_apply(settings, objects, raw_ns).await?;
+        result.t_raw = Some(seconds);
+        result.raw_requests = Some(requests);
+        progress!("N={n} step 1/6: T_raw = {seconds:.2}s ({:.0} objects/s)", objects.len() as f64 / seconds);
+        wait_workloads_ready(settings, objects, &seen, started, result).await
+    }
+    .await;
     if let Err(e) = outcome {
         progress!("N={n} step 1/6: FAILED: {e}");
         result.errors.push(format!("bare client: {e}"));

@@ -18,7 +18,6 @@ use webcluster::desired::names;
 use crate::harness::http::Scrape;
 use crate::harness::process::OperatorProcess;
 use crate::harness::wait::{SETUP_TIMEOUT, poll};
-use crate::markdown::fmt_opt;
 use crate::procstat::{cpu_seconds, peak_rss_kib, rss_kib};
 use crate::results::{Reaction, SizeResult};
 use crate::settings::{FIELD_MANAGER, RESYNC_ANNOTATION, Res, Settings};
@@ -234,12 +233,7 @@ async fn run_operator(
         let services: Vec<String> = clusters.iter().map(|wc| names::app(&wc.name_any())).collect();
         result.footprint.reaction = Some(reaction(settings, client, &ns, &services, seen).await?);
         if let Some(r) = &result.footprint.reaction {
-            progress!(
-                "N={n} step 5/6: reaction p50 {}s, p99 {}s, {} not repaired",
-                fmt_opt(r.quantile(0.5), 3),
-                fmt_opt(r.quantile(0.99), 3),
-                r.failures
-            );
+            progress!("N={n} step 5/6: reaction {}", r.summary());
         }
     }
     operator.alive()

@@ -23,7 +23,6 @@ use serde_json::json;
 use crate::harness::http::{self, Scrape};
 use crate::harness::process::{Process, free_port};
 use crate::harness::wait::{SETUP_TIMEOUT, poll};
-use crate::markdown::fmt_opt;
 use crate::operator::reaction;
 use crate::procstat::{peak_rss_kib, rss_kib};
 use crate::results::PeerResult;
@@ -119,18 +118,9 @@ impl Peer {
     /// API requests of the peer's client: (reads = GET, writes = the rest).
     fn requests(&self) -> Res<(u64, u64)> {
         let scrape = Scrape::get(self.metrics_port)?;
-        let (mut reads, mut writes) = (0.0, 0.0);
-        for sample in scrape.samples().filter(|s| s.metric == "rest_client_requests_total") {
-            let value = match sample.value {
-                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-                _ => 0.0,
-            };
-            match sample.labels.get("method") {
-                Some("GET") => reads += value,
-                _ => writes += value,
-            }
-        }
-        Ok((reads as u64, writes as u64))
+        let all = scrape.sum("rest_client_requests_total", &[]);
+        let reads = scrape.sum("rest_client_requests_total", &[("method", "GET")]);
+        Ok((reads as u64, (all - reads) as u64))
     }
 
     fn alive(&mut self) -> Res<()> {
@@ -217,12 +207,7 @@ async fn measure(
     );
     if settings.reactions > 0 {
         let timed = reaction(settings, client, ns, names, seen).await?;
-        progress!(
-            "N={n} step 6/6: peer reaction p50 {}s, p99 {}s, {} not repaired",
-            fmt_opt(timed.quantile(0.5), 3),
-            fmt_opt(timed.quantile(0.99), 3),
-            timed.failures
-        );
+        progress!("N={n} step 6/6: peer reaction {}", timed.summary());
         result.footprint.reaction = Some(timed);
     }
     peer.alive()

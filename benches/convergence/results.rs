@@ -1,5 +1,6 @@
 //! What one size measured.
 
+use crate::markdown::fmt_opt;
 use crate::procstat::{cpu_seconds, peak_rss_kib};
 use crate::settings::Res;
 
@@ -79,6 +80,16 @@ pub struct Reaction {
 }
 
 impl Reaction {
+    /// p50, p99 and failures, for a progress line.
+    pub fn summary(&self) -> String {
+        format!(
+            "p50 {}s, p99 {}s, {} not repaired",
+            fmt_opt(self.quantile(0.5), 3),
+            fmt_opt(self.quantile(0.99), 3),
+            self.failures
+        )
+    }
+
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.samples.is_empty() {
             return None;
