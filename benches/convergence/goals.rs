@@ -51,7 +51,7 @@ pub fn goals(results: &[SizeResult]) -> Vec<Goal> {
         detail,
         fix: "On this 2-core machine the control plane is CPU-bound (kube-apiserver near one core while \
               kube-controller-manager, the scheduler and kwok create and start the pods), so T_children follows \
-              the number of writes. Besides the 14 children per WebCluster the operator writes, within the same \
+              the number of writes. Besides its children, the operator writes, within the same \
               window, the WebCluster status (at once when Ready or the generation changes, other figures at most \
               every 5 s), a role label on each database replica, Events, and the release of the held app \
               Deployment once the database is ready. Fewer writes in that window would close the gap: a replica \

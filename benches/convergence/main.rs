@@ -4,7 +4,7 @@
 //!
 //! Needs a running cluster (KUBECONFIG) and the release binary (`BENCH_OPERATOR`,
 //! default `target/release/webcluster-operator`); `make bench` provides both. Writes
-//! `BENCHMARKS.md` and `benchmarks/convergence.svg` (after every size, so an
+//! `BENCHMARKS.md` and `benchmarks/convergence.svg`, or `BENCH_REPORT`/`BENCH_CHART` (after every size, so an
 //! interrupted run still leaves what was measured). Environment: see [`settings`].
 //! `BENCH_OPERATOR` may be another revision's build (a before/after comparison
 //! runs this one bench against both): the bench installs that binary's CRD,
@@ -167,10 +167,10 @@ async fn run() -> Res<()> {
         }
     }
     markdown::write_report(&settings, &results, elapsed(), !stopped)?;
-    let text = std::fs::read_to_string(settings.root.join("BENCHMARKS.md")).unwrap_or_default();
+    let text = std::fs::read_to_string(&settings.report).unwrap_or_default();
     let summary = text.split("## Results").nth(1).unwrap_or_default();
     println!("\n## Results{summary}");
-    progress!("wrote BENCHMARKS.md and benchmarks/convergence.svg; total {:.0}s", elapsed());
+    progress!("wrote {} and {}; total {:.0}s", settings.report.display(), settings.chart.display(), elapsed());
     Ok(())
 }
 

@@ -195,7 +195,7 @@ fn report(settings: &Settings, results: &[SizeResult], total: f64, complete: boo
     }
     let _ = writeln!(md, "\n{}", cost_per_cluster(results));
     let _ = writeln!(md, "{}", side_by_side(settings, results));
-    let _ = writeln!(md, "![Convergence time against N](benchmarks/convergence.svg)\n");
+    let _ = writeln!(md, "![Convergence time against N]({})\n", chart_link(settings));
     let _ = writeln!(md, "## Goals\n");
     for goal in goals(results) {
         let mark = match goal.verdict {
@@ -301,10 +301,21 @@ fn result_or(results: &[SizeResult], f: impl Fn(&SizeResult) -> usize) -> usize 
     results.first().map_or(0, f)
 }
 
+/// The chart's path as the report links it: relative to the report's folder when inside it.
+fn chart_link(settings: &Settings) -> String {
+    let folder = settings.report.parent().unwrap_or(&settings.root);
+    settings.chart.strip_prefix(folder).unwrap_or(&settings.chart).display().to_string()
+}
+
 pub fn write_report(settings: &Settings, results: &[SizeResult], total: f64, complete: bool) -> Res<()> {
     let md = report(settings, results, total, complete);
-    std::fs::write(settings.root.join("BENCHMARKS.md"), md).map_err(|e| format!("BENCHMARKS.md: {e}"))?;
-    let dir = settings.root.join("benchmarks");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("convergence.svg"), svg(results)).map_err(|e| format!("convergence.svg: {e}"))
+    write_file(&settings.report, md)?;
+    write_file(&settings.chart, svg(results))
+}
+
+fn write_file(path: &Path, text: String) -> Res<()> {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }

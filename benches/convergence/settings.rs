@@ -11,8 +11,12 @@
 //!                          ~/.cache/webcluster/peer/wordpress-operator-<commit>)
 //!   BENCH_PEER_CRD         its CRD (default in the snapshot's tree beside it);
 //!                          BENCH_PEER=none skips the peer
+//!   BENCH_REPORT           the report (BENCHMARKS.md), relative to the repository
+//!   BENCH_CHART            its chart (benchmarks/convergence.svg), e.g. a larger
+//!                          size's own run: BENCH_REPORT=benchmarks/n2000.md
+//!                          BENCH_CHART=benchmarks/n2000.svg
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::peer::PEER_COMMIT;
@@ -40,6 +44,8 @@ pub struct Settings {
     pub peer: PathBuf,
     pub peer_crd: PathBuf,
     pub skip_peer: bool,
+    pub report: PathBuf,
+    pub chart: PathBuf,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Res<T> {
@@ -49,7 +55,7 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Res<T> {
     }
 }
 
-fn env_path(name: &str, default: &std::path::Path) -> PathBuf {
+fn env_path(name: &str, default: &Path) -> PathBuf {
     std::env::var(name).map_or_else(|_| default.to_path_buf(), PathBuf::from)
 }
 
@@ -81,7 +87,6 @@ impl Settings {
             reactions: env_num("BENCH_REACTIONS", 100)?,
             timeout: Duration::from_secs(env_num("BENCH_TIMEOUT_SECONDS", 2400)?),
             operator,
-            root,
             skip_raw: std::env::var("BENCH_SKIP_RAW").is_ok_and(|v| v == "1"),
             peer: env_path("BENCH_PEER", &peer_dir.join(format!("wordpress-operator-{}", &PEER_COMMIT[..7]))),
             peer_crd: env_path(
@@ -89,6 +94,9 @@ impl Settings {
                 &peer_dir.join(format!("src-{PEER_COMMIT}/config/crd/bases/wordpress.presslabs.org_wordpresses.yaml")),
             ),
             skip_peer: std::env::var("BENCH_PEER").is_ok_and(|v| v == "none"),
+            report: root.join(env_path("BENCH_REPORT", Path::new("BENCHMARKS.md"))),
+            chart: root.join(env_path("BENCH_CHART", Path::new("benchmarks/convergence.svg"))),
+            root,
         })
     }
 }
