@@ -419,9 +419,12 @@ restart() { # <component> [TERM|KILL]
   if is_cluster_process "$pid"; then
     kill "-$signal" "$pid"
     local deadline=$((SECONDS + 60))
-    # Until it is a zombie or reaped: an exiting process loses its cmdline
-    # before it closes its sockets, and the new one must bind the same port.
-    while [[ -r "/proc/$pid/stat" && "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]]; do
+    # Until it is gone, or a zombie with no open files: an exiting process
+    # loses its cmdline before it closes its sockets, its other threads may
+    # still hold them after the leader turned zombie, and the new one must
+    # bind the same port.
+    while [[ -r "/proc/$pid/stat" ]] &&
+      { [[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]] || compgen -G "/proc/$pid/fd/*" >/dev/null; }; do
       ((SECONDS < deadline)) || kill -KILL "$pid" 2>/dev/null || true
       sleep 0.1
     done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the release operator under jemalloc's sampling heap profiler, for
-#   BENCH_SIZES=1000 BENCH_SKIP_RAW=1 BENCH_OPERATOR=$PWD/hack/heap-profile.sh make bench
+#   make bench BENCH_SIZES=1000 BENCH_SKIP_RAW=1 BENCH_PEER=none BENCH_OPERATOR=$PWD/hack/heap-profile.sh \
+#     BENCH_REPORT=/tmp/heap/report.md BENCH_CHART=/tmp/heap/chart.svg
 # Needs Debian's libjemalloc2 (the allocator, preloaded) and libjemalloc-dev
 # (jeprof). Only `run` is profiled: the bench's `crd` and `render` calls run
 # plain (under prof_gdump, render of 1,000 WebClusters hung in jemalloc's dump).
