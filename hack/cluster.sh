@@ -408,6 +408,16 @@ revive() {
     die "kwokctl start cluster failed (log: $CLUSTER_DIR/kwokctl-start.log)"
 }
 
+# Whether a process still has a thread that is neither a zombie nor gone.
+has_live_thread() {
+  local stat state
+  for stat in /proc/"$1"/task/*/stat; do
+    state="$(sed 's/.*) //; s/ .*//' "$stat" 2>/dev/null)" || continue
+    [[ -n "$state" && "$state" != Z && "$state" != X ]] && return 0
+  done
+  return 1
+}
+
 restart() { # <component> [TERM|KILL]
   local component="$1" signal="${2:-TERM}" pid_file pid
   [[ "$signal" == TERM || "$signal" == KILL ]] || die "restart: signal must be TERM or KILL, got '$signal'"
@@ -419,12 +429,11 @@ restart() { # <component> [TERM|KILL]
   if is_cluster_process "$pid"; then
     kill "-$signal" "$pid"
     local deadline=$((SECONDS + 60))
-    # Until it is gone, or a zombie with no open files: an exiting process
-    # loses its cmdline before it closes its sockets, its other threads may
-    # still hold them after the leader turned zombie, and the new one must
-    # bind the same port.
-    while [[ -r "/proc/$pid/stat" ]] &&
-      { [[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]] || compgen -G "/proc/$pid/fd/*" >/dev/null; }; do
+    # Until every thread is a zombie or gone: an exiting process loses its
+    # cmdline before it closes its sockets, its threads share them (the leader
+    # may be a zombie while others still exit), and the new one must bind the
+    # same port.
+    while has_live_thread "$pid"; do
       ((SECONDS < deadline)) || kill -KILL "$pid" 2>/dev/null || true
       sleep 0.1
     done
