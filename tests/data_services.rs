@@ -10,6 +10,8 @@
 
 #[path = "data_services/extra.rs"]
 mod extra;
+#[path = "data_services/failover.rs"]
+mod failover;
 #[path = "harness/mod.rs"]
 mod harness;
 #[path = "data_services/loopback.rs"]
@@ -66,6 +68,10 @@ struct Database {
     ports: BTreeMap<usize, u16>,
     servers: BTreeMap<usize, Process>,
     logs: Vec<PathBuf>,
+    /// The pod the read-write Service reaches (pod 0 until a failover).
+    primary: usize,
+    /// The role labels the operator gave (`DB_ROLE` at the next start).
+    roles: BTreeMap<usize, &'static str>,
 }
 
 impl Database {
@@ -105,8 +111,10 @@ impl Database {
         };
         assert_eq!(
             files["peers"],
-            format!("t-db-1.t-db-hl.default.svc:{port}\nt-db-2.t-db-hl.default.svc:{port}\n"),
-            "the replicas' stable names"
+            format!(
+                "t-db-0.t-db-hl.default.svc:{port}\nt-db-1.t-db-hl.default.svc:{port}\nt-db-2.t-db-hl.default.svc:{port}\n"
+            ),
+            "every pod's stable name"
         );
         let config_dir = files_dir(&tmp, "config", &files);
         Self {
@@ -118,6 +126,8 @@ impl Database {
             ports: BTreeMap::new(),
             servers: BTreeMap::new(),
             logs: Vec::new(),
+            primary: 0,
+            roles: BTreeMap::new(),
         }
     }
 
@@ -130,7 +140,7 @@ impl Database {
         let pod = format!("t-db-{ordinal}");
         let mut env = self.rendered.pod_env("t-db", &pod);
         assert_eq!(env.get("DB_PRIMARY_POD").map(String::as_str), Some("t-db-0"));
-        let primary_port = self.port(0);
+        let primary_port = self.port(self.primary);
         let port = self.port(ordinal);
         let data = self.tmp.join(&pod).join("data");
         let run = self.tmp.join(&pod).join("run");
@@ -148,6 +158,9 @@ impl Database {
         env.insert("DB_WAIT_SECONDS".into(), "60".into());
         env.insert("DB_HEAL_AFTER_SECONDS".into(), "20".into());
         env.insert("PATH".into(), self.path.clone());
+        if let Some(role) = self.roles.get(&ordinal) {
+            env.insert("DB_ROLE".into(), (*role).into());
+        }
         env
     }
 
@@ -281,10 +294,10 @@ impl Database {
         self.connect_to(ordinal, AppDatabase::Main)
     }
 
-    /// A session to `database` of pod `ordinal`, through its write (pod 0) or
-    /// read DSN parts of the generated Secret.
+    /// A session to `database` of pod `ordinal`, through its write (the
+    /// primary) or read DSN parts of the generated Secret.
     fn connect_to(&mut self, ordinal: usize, database: AppDatabase) -> Result<Session, String> {
-        let endpoint = if ordinal == 0 { Endpoint::Write } else { Endpoint::Read };
+        let endpoint = if ordinal == self.primary { Endpoint::Write } else { Endpoint::Read };
         let secret = |part| self.rendered.secret_value("t-credentials", &dsn_key(database, endpoint, part));
         let (user, password, name) = (secret(DsnPart::User), secret(DsnPart::Password), secret(DsnPart::Name));
         self.connect_as(ordinal, &user, &password, &name)

@@ -1,6 +1,6 @@
-//! The managed database: one StatefulSet whose pod 0 is the primary and whose
-//! other pods are read replicas, a read-write and a read-only Service, the
-//! configuration and scripts the pods run, and a PodDisruptionBudget.
+//! The managed database: one StatefulSet of a primary and read replicas (pod 0
+//! is the first rollout's primary), a read-write and a read-only Service, the
+//! configuration and the agent script the pods run, and a PodDisruptionBudget.
 
 use std::collections::BTreeMap;
 
@@ -15,15 +15,16 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD, extra_password_key};
 use super::meta::{Component, POD_NAME_LABEL, Parent};
 use super::pod::{
-    config_map_volume, disruption_budget, empty_dir_volume, from_secret, plain, pod_name_env, read_only_container,
-    resources, service_pod, tcp_probe,
+    config_map_volume, disruption_budget, empty_dir_volume, from_secret, plain, pod_label_env, pod_name_env,
+    read_only_container, resources, service_pod, tcp_probe,
 };
 use super::storage::{claim_retention, claim_template};
 use super::{Child, Plan, names};
 use crate::api::{DatabaseEngine, ManagedDatabase};
 
 /// Pod label the controller sets on database replicas (every pod but ordinal 0).
-/// The read-only Service selects `replica`; the read-write one selects the primary by pod name.
+/// The read-only Service selects `replica`; the read-write one selects the
+/// primary by pod name. A pod's agent starts in the role it names (`DB_ROLE`).
 pub const ROLE_LABEL: &str = "webcluster.io/role";
 /// [`ROLE_LABEL`] value of a replica.
 pub const ROLE_REPLICA: &str = "replica";
@@ -66,11 +67,12 @@ fn data_dir(engine: DatabaseEngine) -> &'static str {
     }
 }
 
-/// The files of the database ConfigMap: start script, readiness probe,
-/// configuration, `peers`: the replicas' stable names (`host:port` a line),
-/// which pod 0 asks before it initialises an empty data directory, and once
-/// the primary has served, `identity`: its data's identity, so that pod 0
-/// refuses to initialise even when no replica is left to ask.
+/// The files of the database ConfigMap: the agent (`start.sh`: start, and the
+/// failover commands), readiness probe, configuration, `peers`: every pod's
+/// stable name (`host:port` a line), which a primary asks before it
+/// initialises an empty data directory, and once the primary has served,
+/// `identity`: its data's identity, so that it refuses to initialise even
+/// when no replica is left to ask.
 /// Files rather than environment variables, so changes restart no pod.
 pub fn config_files(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> BTreeMap<String, String> {
     let files: &[(&str, &str)] = match engine {
@@ -95,7 +97,7 @@ pub fn config_files(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDa
 
 fn peers(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase) -> String {
     let headless = names::database_headless(parent.name);
-    (1..managed.pods())
+    (0..managed.pods())
         .map(|ordinal| {
             let pod = names::database_pod(parent.name, ordinal);
             format!("{}:{}\n", parent.pod_host(&pod, &headless), port(engine))
@@ -185,6 +187,7 @@ fn script_env(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase
     let secret = names::credentials(parent.name);
     vec![
         pod_name_env("DB_POD_NAME"),
+        pod_label_env("DB_ROLE", ROLE_LABEL),
         plain("DB_PRIMARY_POD", &names::database_primary(parent.name)),
         plain("DB_PRIMARY_HOST", &parent.service_host(&names::database_write(parent.name))),
         plain("DB_PORT", &port(engine).to_string()),

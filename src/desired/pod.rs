@@ -78,11 +78,20 @@ pub fn tcp_probe(port: i32, period_seconds: i32) -> Probe {
 
 /// An environment variable holding the pod's own name.
 pub fn pod_name_env(name: &str) -> EnvVar {
+    field_env(name, "metadata.name".into())
+}
+
+/// `name` set to the pod's label `label` when its container starts (empty without it).
+pub fn pod_label_env(name: &str, label: &str) -> EnvVar {
+    field_env(name, format!("metadata.labels['{label}']"))
+}
+
+fn field_env(name: &str, field_path: String) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: None,
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: "metadata.name".into(), api_version: None }),
+            field_ref: Some(ObjectFieldSelector { field_path, api_version: None }),
             ..EnvVarSource::default()
         }),
     }

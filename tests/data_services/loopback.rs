@@ -118,6 +118,8 @@ impl Rendered {
         }
         match &from.field_ref {
             Some(field) if field.field_path == "metadata.name" => pod.to_string(),
+            // No label yet: a pod before the operator gave it a role.
+            Some(field) if field.field_path.starts_with("metadata.labels[") => String::new(),
             _ => panic!("unsupported source of {}", var.name),
         }
     }

@@ -18,7 +18,7 @@ const LOG_BOUND: Duration = Duration::from_secs(40);
 const HEAL_BOUND: Duration = Duration::from_secs(150);
 
 /// Primary with rows 1..=`rows` and replica `replicas` following it.
-fn primary_with_rows(engine: Engine, rows: i64, replicas: &[usize]) -> Database {
+pub(crate) fn primary_with_rows(engine: Engine, rows: i64, replicas: &[usize]) -> Database {
     let mut db = Database::new(engine);
     db.start(0);
     db.wait_ready(0, READY_BOUND);
@@ -31,8 +31,9 @@ fn primary_with_rows(engine: Engine, rows: i64, replicas: &[usize]) -> Database 
     db
 }
 
-fn fill(db: &mut Database, ids: std::ops::RangeInclusive<i64>) {
-    let mut writer = db.connect_within(0, 30 * SECOND);
+/// Rows `ids` written on the primary.
+pub(crate) fn fill(db: &mut Database, ids: std::ops::RangeInclusive<i64>) {
+    let mut writer = db.connect_within(db.primary, 30 * SECOND);
     writer
         .query("CREATE TABLE IF NOT EXISTS items (id INT PRIMARY KEY, note VARCHAR(100));", 10 * SECOND)
         .expect("create table");
@@ -186,7 +187,7 @@ fn mariadb_stuck_replica_heals() {
     stuck_replica_heals(Engine::Mariadb);
 }
 
-fn signal(pid: &str, name: &str) {
+pub(crate) fn signal(pid: &str, name: &str) {
     let ok = Command::new("kill").args([&format!("-{name}"), pid]).status().is_ok_and(|s| s.success());
     assert!(ok, "kill -{name} {pid}");
 }

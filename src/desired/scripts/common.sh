@@ -2,6 +2,33 @@
 
 log() { echo "webcluster-db: $*" >&2; }
 
+# The role this pod starts in: the operator's (DB_ROLE, the pod's role label
+# when the container started) or, before the operator gave one, the first
+# rollout's: DB_PRIMARY_POD is the primary, every other pod a replica.
+start_role() {
+  case "${DB_ROLE:-}" in
+    primary | replica) echo "$DB_ROLE" ;;
+    *) if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then echo primary; else echo replica; fi ;;
+  esac
+}
+
+# The role the server has now (primary, replica, or fenced), which the probe
+# and the start script's watch read: promote and fence change it while the
+# server runs.
+set_role() { replace_file "$DB_SOCKET_DIR/role" "$1"; }
+current_role() { cat "$DB_SOCKET_DIR/role" 2>/dev/null || echo starting; }
+
+# The primary a replica follows ($PRIMARY_HOST and $PRIMARY_PORT): the
+# read-write Service at start, the one `follow` names after a failover.
+record_primary() { replace_file "$DB_SOCKET_DIR/primary-address" "$1 $2"; }
+load_primary() { read -r PRIMARY_HOST PRIMARY_PORT <"$DB_SOCKET_DIR/primary-address"; }
+
+# Writes $2 as the whole of file $1 at once: a reader sees the old or the new.
+replace_file() {
+  printf '%s\n' "$2" >"$1.new"
+  mv -f "$1.new" "$1"
+}
+
 # Waits for the server started as $pid; exits with its status.
 wait_server() {
   status=0
@@ -20,9 +47,9 @@ pause() {
   wait $! || true
 }
 
-# A pod 0 whose data directory is empty initialises a new primary only when
+# A primary whose data directory is empty initialises a new one only when
 # no replica holds data: it asks every peer of $DB_CONFIG_DIR/peers (the
-# replicas' stable names, host:port a line) with peer_identity (of the
+# pods' stable names, host:port a line) with peer_identity (of the
 # engine's script: prints "<position> <identity>" of a peer with data, nothing
 # for a peer without, fails when it does not answer). A name that does not
 # resolve is a pod that does not exist; one that resolves but does not answer
@@ -42,6 +69,8 @@ guard_empty_primary() {
     while IFS= read -r peer || [ -n "$peer" ]; do
       case "$peer" in '' | '#'*) continue ;; esac
       host=${peer%:*} port=${peer##*:}
+      # The list names every pod: this one does not ask itself.
+      case "$host" in "$DB_POD_NAME".*) continue ;; esac
       getent hosts "$host" >/dev/null 2>&1 || continue
       if ! identity=$(peer_identity "$host" "$port"); then
         log "waiting for replica $host to answer before initialising an empty primary (it may hold data)"
@@ -92,4 +121,9 @@ lag_seconds() {
     END { close(keep); if (best != "") print now - best }
   ' "$1"
   mv -f "$1.new" "$1" 2>/dev/null || rm -f "$1"
+}
+
+# The highest sequence number of GTID domain $1 in the GTID list $2 (0 when absent).
+sequence() {
+  printf '%s\n' "$2" | tr ',' '\n' | sed -n "s/^ *$1-[0-9]*-\([0-9]*\) *$/\1/p" | sort -n | tail -n 1 | grep . || echo 0
 }

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Readiness of a MariaDB pod (`probe.sh live`: liveness, the server process
 # runs; a TCP check would leave an "Aborted connection" warning every time).
-# The primary is ready when it accepts writes (read_only off). A replica is ready while the data it has
-# applied is at most DB_MAX_LAG_SECONDS older than the primary's: each probe
+# In the role the pod has now (common.sh, current_role): the primary is ready
+# when it accepts writes (read_only off); a fenced pod never is. A replica is
+# ready while the data it has applied is at most DB_MAX_LAG_SECONDS older than
+# the primary's: each probe
 # reads the primary's GTID position while both replication threads run, and
 # the lag is the age of the newest position read that the replica has applied
 # (common.sh, lag_seconds). So a replica is ready only once it has caught up
@@ -24,23 +26,23 @@ client() {
     --connect-timeout=3 "$@"
 }
 sql() { client -N -B -e "$1"; }
-if [ "${DB_POD_NAME:?}" = "${DB_PRIMARY_POD:?}" ]; then
-  # start.sh marks the primary once its users and database are applied.
-  [ -e "$DB_SOCKET_DIR/primary-configured" ] || { echo "primary is not configured yet" >&2; exit 1; }
-  [ "$(sql 'SELECT @@read_only')" = "0" ] || { echo "primary is read-only" >&2; exit 1; }
-  exit 0
-fi
-# The sequence number of domain $1 in the GTID list $2 (0 when absent).
-sequence() {
-  printf '%s\n' "$2" | tr ',' '\n' | sed -n "s/^ *$1-[0-9]*-\([0-9]*\) *$/\1/p" | sort -n | tail -n 1 | grep . || echo 0
-}
+case "$(current_role)" in
+  primary)
+    # start.sh marks the primary once its users and database are applied.
+    [ -e "$DB_SOCKET_DIR/primary-configured" ] || { echo "primary is not configured yet" >&2; exit 1; }
+    [ "$(sql 'SELECT @@read_only')" = "0" ] || { echo "primary is read-only" >&2; exit 1; }
+    exit 0
+    ;;
+  replica) load_primary ;;
+  *) echo "this pod is $(current_role), neither primary nor replica" >&2; exit 1 ;;
+esac
 now=$(date +%s)
 positions="$DB_SOCKET_DIR/primary-positions"
 status=$(client -e 'SHOW SLAVE STATUS\G')
 field() { printf '%s\n' "$status" | sed -n "s/^ *$1: //p"; }
 running="IO $(field Slave_IO_Running), SQL $(field Slave_SQL_Running)"
 if [ "$running" = "IO Yes, SQL Yes" ] && primary=$(MYSQL_PWD="${DB_REPLICATION_PASSWORD:?}" mariadb \
-  -h "${DB_PRIMARY_HOST:?}" -P "${DB_PRIMARY_PORT:-${DB_PORT:?}}" -u"${DB_REPLICATION_USER:?}" --connect-timeout=3 \
+  -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u"${DB_REPLICATION_USER:?}" --connect-timeout=3 \
   -N -B -e 'SELECT @@gtid_domain_id, @@gtid_binlog_pos' 2>/dev/null); then
   # shellcheck disable=SC2086 # the domain and the position, split at the tab
   set -- $primary

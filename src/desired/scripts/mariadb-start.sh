@@ -1,21 +1,34 @@
 #!/bin/sh
-# Starts one MariaDB pod of a WebCluster: the primary (binary log with GTID;
-# users and database re-applied on every start) or a read-only replica that
-# follows it with MASTER_USE_GTID (seeded from a dump of the primary when its
-# data is empty, so a replica added later catches up; seeded again when the
-# primary no longer has the binary log it needs).
+# The database agent of one MariaDB pod of a WebCluster.
+#
+# `start.sh` (the container's command) starts the pod in the role the operator
+# gave it (common.sh, start_role): the primary (binary log with GTID; users
+# and database re-applied on every start) or a read-only replica that follows
+# it with MASTER_USE_GTID (seeded from a dump of the primary when its data is
+# empty, so a replica added later catches up; seeded again when the primary
+# no longer has the binary log it needs). A former primary rejoins from its
+# own GTID position when that is in the primary's history, and is seeded
+# again when it is not (it wrote what the primary never received).
+#
+# The operator runs the other commands in the pod (kubectl exec):
+#   start.sh position          this server's role and GTID position
+#   start.sh promote           applies what it received, then becomes the primary
+#   start.sh follow HOST PORT  this replica replicates from the primary at HOST:PORT
+#   start.sh fence [planned]   a primary that lost its role turns read-only and
+#                              stops (planned: once every replica has its binary
+#                              log); it restarts as a replica (DB_ROLE) and rejoins
+#
 # Needs: DB_POD_NAME DB_PRIMARY_POD DB_PRIMARY_HOST DB_PORT DB_DATA_DIR
 #        DB_CONFIG_DIR DB_SOCKET_DIR DB_NAME DB_USER DB_PASSWORD
 #        DB_SUPERUSER_PASSWORD DB_REPLICATION_USER DB_REPLICATION_PASSWORD
-# Optional: DB_PRIMARY_PORT (default DB_PORT), DB_WAIT_SECONDS (default 300),
-#           DB_EXTRA_DATABASES with DB_EXTRA_PASSWORD_<name> for each.
+# Optional: DB_ROLE, DB_PRIMARY_PORT (default DB_PORT), DB_WAIT_SECONDS
+#           (default 300), DB_EXTRA_DATABASES with DB_EXTRA_PASSWORD_<name> for each.
 set -eu
 : "${DB_POD_NAME:?}" "${DB_PRIMARY_POD:?}" "${DB_PRIMARY_HOST:?}" "${DB_PORT:?}" "${DB_DATA_DIR:?}"
 : "${DB_CONFIG_DIR:?}" "${DB_SOCKET_DIR:?}" "${DB_NAME:?}" "${DB_USER:?}" "${DB_PASSWORD:?}"
 : "${DB_SUPERUSER_PASSWORD:?}" "${DB_REPLICATION_USER:?}" "${DB_REPLICATION_PASSWORD:?}"
 DATADIR="$DB_DATA_DIR/mysql"
 SOCKET="$DB_SOCKET_DIR/mariadb.sock"
-PRIMARY_PORT="${DB_PRIMARY_PORT:-$DB_PORT}"
 # server_id must differ per pod: 1 + the StatefulSet ordinal.
 ORDINAL="${DB_POD_NAME##*-}"
 SERVER_ID=$((ORDINAL + 1))
@@ -23,6 +36,14 @@ SERVER_ID=$((ORDINAL + 1))
 # the transactions of another initialisation never carry the same GTIDs, so a
 # replica cannot take them for the next ones of its own history.
 DOMAIN_FILE="$DATADIR/webcluster-gtid-domain"
+# Present while the data is whole: seeded from the primary, or a primary's own.
+WHOLE="$DATADIR/webcluster-seeded"
+# Present once this data served as the primary: it rejoins from its own position.
+FORMER_PRIMARY="$DATADIR/webcluster-primary"
+# Present from initialising until the data is whole (a primary configured or
+# restored, a replica's root secured): a start that finds it begins again, so
+# an interrupted initialisation or restore is never served as data.
+INITIALISING="$DB_DATA_DIR/webcluster-initialising"
 
 WAIT_SECONDS="${DB_WAIT_SECONDS:-300}"
 # Written once the primary's users and database are applied; the probe needs it.
@@ -43,7 +64,7 @@ remote_sql() {
   shift 2
   MYSQL_PWD="$DB_REPLICATION_PASSWORD" mariadb -h "$host" -P "$port" -u"$DB_REPLICATION_USER" --connect-timeout=3 "$@"
 }
-primary_value() { remote_sql "$DB_PRIMARY_HOST" "$PRIMARY_PORT" -N -B -e "$1"; }
+primary_value() { remote_sql "$PRIMARY_HOST" "$PRIMARY_PORT" -N -B -e "$1"; }
 
 # Used by guard_empty_primary: a replica answers the replication user once it
 # holds the primary's users (seeded), and prints the sequence number it has
@@ -89,11 +110,12 @@ wait_local() {
   done
 }
 
+# The primary named last (`follow` may name another meanwhile).
 wait_primary() {
   tries=0
-  until primary_value 'SELECT 1' >/dev/null 2>&1; do
+  until load_primary && primary_value 'SELECT 1' >/dev/null 2>&1; do
     tries=$((tries + 1))
-    [ "$tries" -lt "$WAIT_SECONDS" ] || { log "gave up waiting for the primary $DB_PRIMARY_HOST"; exit 1; }
+    [ "$tries" -lt "$WAIT_SECONDS" ] || { log "gave up waiting for the primary $PRIMARY_HOST"; exit 1; }
     sleep 1
   done
 }
@@ -171,12 +193,12 @@ SQL
 # gtid_slave_pos does not conflict with it. Seeding again first drops the
 # databases of the previous copy.
 seed_replica() {
-  log "seeding from a dump of the primary $DB_PRIMARY_HOST"
-  rm -f "$DATADIR/webcluster-seeded"
+  log "seeding from a dump of the primary $PRIMARY_HOST"
+  rm -f "$WHOLE" "$FORMER_PRIMARY"
   local_sql -e 'STOP SLAVE' 2>/dev/null || true
   local_sql -e 'RESET SLAVE ALL; RESET MASTER;'
-  copy_databases "$DB_PRIMARY_HOST" "$PRIMARY_PORT" --gtid --master-data=1
-  : >"$DATADIR/webcluster-seeded"
+  copy_databases "$PRIMARY_HOST" "$PRIMARY_PORT" --gtid --master-data=1
+  : >"$WHOLE"
 }
 
 # Replaces this server's databases with a dump of server $1:$2 (further
@@ -228,21 +250,24 @@ follow_primary() {
   local_sql -e 'STOP SLAVE' 2>/dev/null || true
   local_sql <<SQL
 SET GLOBAL gtid_domain_id = $domain;
-CHANGE MASTER TO MASTER_HOST='$DB_PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT,
+CHANGE MASTER TO MASTER_HOST='$PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT,
   MASTER_USER='$DB_REPLICATION_USER', MASTER_PASSWORD='$DB_REPLICATION_PASSWORD',
   MASTER_USE_GTID=slave_pos, DO_DOMAIN_IDS=($domain), MASTER_CONNECT_RETRY=5;
 START SLAVE;
 SQL
-  log "replica following $DB_PRIMARY_HOST"
+  log "replica following $PRIMARY_HOST"
 }
 
 # While the server runs: a replica the primary refuses because it no longer
 # has the binary log of the replica's position (error 1236) is seeded again
 # when that position is in the primary's history, and held otherwise.
+# Ends once the server stops or this replica is promoted (it then serves as
+# the primary).
 watch_replica() {
   while [ -z "$stopping" ] && kill -0 "$pid" 2>/dev/null; do
     pause 5
-    [ -z "$stopping" ] || break
+    [ -z "$stopping" ] && [ "$(current_role)" = replica ] || break
+    load_primary
     status=$(local_sql -e 'SHOW SLAVE STATUS\G' 2>/dev/null) || continue
     theirs=$(primary_value 'SELECT @@gtid_domain_id' 2>/dev/null) || continue
     if [ "$theirs" != "$domain" ]; then
@@ -266,47 +291,49 @@ watch_replica() {
   wait_server
 }
 
-mkdir -p "$DB_DATA_DIR" "$DB_SOCKET_DIR"
-# Present from initialising until the data is whole (a primary configured or
-# restored, a replica's root secured): a start that finds it begins again, so
-# an interrupted initialisation or restore is never served as data.
-INITIALISING="$DB_DATA_DIR/webcluster-initialising"
-# The probe's record of the primary's positions: a replica is ready only once
-# it has caught up since this start.
-rm -f "$CONFIGURED" "$DB_SOCKET_DIR/primary-positions"
-fresh=false
-if [ ! -d "$DATADIR/mysql" ] || [ -e "$INITIALISING" ]; then
-  [ "$DB_POD_NAME" != "$DB_PRIMARY_POD" ] || guard_empty_primary
-  log "initialising $DATADIR"
-  : >"$INITIALISING"
-  rm -rf "$DATADIR"
-  # Its own tmpdir: servers sharing /tmp (tests on one host) clash on temporary table names.
-  mariadb-install-db --no-defaults --datadir="$DATADIR" --auth-root-authentication-method=normal \
-    --skip-test-db --skip-name-resolve --skip-log-bin --tmpdir="$DB_SOCKET_DIR" >/dev/null
-  fresh=true
-  if [ -n "$restore_peer" ]; then
-    printf '%s\n' "$restore_domain" >"$DOMAIN_FILE"
-  elif [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then
-    # 1 to 2^31: domain 0 is the one data from before this script keeps.
-    echo $(($(od -An -N4 -tu4 /dev/urandom) % 2147483647 + 1)) >"$DOMAIN_FILE"
-  fi
-fi
-if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then
+# Users and database applied, the probe told, the GTID domain logged (the
+# operator reads it from the log of the primary's first start).
+serve_primary() {
+  configure_primary
+  : >"$WHOLE"
+  : >"$FORMER_PRIMARY"
+  rm -f "$INITIALISING" "$DB_DATA_DIR/webcluster-initialise"
+  : >"$CONFIGURED"
+  log "primary ready on port $DB_PORT (GTID domain $(local_sql -N -B -e 'SELECT @@gtid_domain_id'))"
+}
+
+# A former primary's position is its binary log's: a replica of the primary
+# now elected from there when that is in the primary's history. When it is
+# ahead (it wrote what the primary never received), it is seeded again: the
+# elected primary's data wins.
+rejoin() {
+  local_sql -e 'SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos'
+  rm -f "$FORMER_PRIMARY"
+  why=$(foreign_position) || return 0
+  case "$why" in
+    *"ahead of the primary"*)
+      log "rejoining: this former primary wrote what the primary $PRIMARY_HOST never received ($why); those transactions are dropped"
+      seed_replica
+      ;;
+    '') log "rejoining as a replica of $PRIMARY_HOST from GTID position $(local_sql -N -B -e 'SELECT @@gtid_slave_pos')" ;;
+  esac
+}
+
+run_primary() {
   start_server --read-only=OFF
   [ "$fresh" = false ] || secure_root
   [ -z "$restore_peer" ] || restore_primary
-  configure_primary
-  rm -f "$INITIALISING"
-  rm -f "$DB_DATA_DIR/webcluster-initialise"
-  : >"$CONFIGURED"
-  log "primary ready on port $DB_PORT (GTID domain $(local_sql -N -B -e 'SELECT @@gtid_domain_id'))"
-else
+  serve_primary
+}
+
+run_replica() {
   start_server --read-only=ON
   [ "$fresh" = false ] || secure_root
   rm -f "$INITIALISING"
   wait_primary
+  [ ! -e "$FORMER_PRIMARY" ] || rejoin
   # A replica whose seeding was interrupted has no seed marker yet: seed again.
-  if [ ! -e "$DATADIR/webcluster-seeded" ]; then
+  if [ ! -e "$WHOLE" ]; then
     seed_replica
     follow_primary
   elif why=$(foreign_position) && [ -n "$why" ]; then
@@ -316,5 +343,97 @@ else
     follow_primary
   fi
   watch_replica
-fi
-wait_server
+}
+
+start() {
+  mkdir -p "$DB_DATA_DIR" "$DB_SOCKET_DIR"
+  # The probe's record of the primary's positions: a replica is ready only once
+  # it has caught up since this start.
+  rm -f "$CONFIGURED" "$DB_SOCKET_DIR/primary-positions"
+  role=$(start_role)
+  set_role "$role"
+  record_primary "$DB_PRIMARY_HOST" "${DB_PRIMARY_PORT:-$DB_PORT}"
+  load_primary
+  fresh=false
+  if [ ! -d "$DATADIR/mysql" ] || [ -e "$INITIALISING" ]; then
+    [ "$role" != primary ] || guard_empty_primary
+    log "initialising $DATADIR"
+    : >"$INITIALISING"
+    rm -rf "$DATADIR"
+    # Its own tmpdir: servers sharing /tmp (tests on one host) clash on temporary table names.
+    mariadb-install-db --no-defaults --datadir="$DATADIR" --auth-root-authentication-method=normal \
+      --skip-test-db --skip-name-resolve --skip-log-bin --tmpdir="$DB_SOCKET_DIR" >/dev/null
+    fresh=true
+    if [ -n "$restore_peer" ]; then
+      printf '%s\n' "$restore_domain" >"$DOMAIN_FILE"
+    elif [ "$role" = primary ]; then
+      # 1 to 2^31: domain 0 is the one data from before this script keeps.
+      echo $(($(od -An -N4 -tu4 /dev/urandom) % 2147483647 + 1)) >"$DOMAIN_FILE"
+    fi
+  fi
+  if [ "$role" = primary ]; then run_primary; else run_replica; fi
+  wait_server
+}
+
+# ---------------------------------------------------------------- commands
+
+# "role=… position=… received=… written=… domain=…": the position is the
+# highest sequence number in the cluster's domain that this server received
+# (its IO thread) or wrote to its binary log, a number the operator compares.
+position() {
+  domain=$(local_sql -N -B -e 'SELECT @@gtid_domain_id')
+  received=$(local_sql -e 'SHOW SLAVE STATUS\G' | sed -n 's/^ *Gtid_IO_Pos: //p')
+  written=$(local_sql -N -B -e 'SELECT @@gtid_binlog_pos')
+  echo "role=$(current_role) position=$(sequence "$domain" "$received,$written") received=${received:-none} written=${written:-none} domain=$domain"
+}
+
+# Applies every transaction received, then stops replicating and takes writes.
+promote() {
+  [ "$(current_role)" = replica ] || { log "promote: this pod is $(current_role), not a replica"; exit 1; }
+  set_role primary
+  local_sql -e 'STOP SLAVE IO_THREAD' 2>/dev/null || true
+  received=$(local_sql -e 'SHOW SLAVE STATUS\G' | sed -n 's/^ *Gtid_IO_Pos: //p')
+  [ "$(local_sql -N -B -e "SELECT MASTER_GTID_WAIT('$received', 60)")" = 0 ] ||
+    { log "promote: the transactions received ($received) were not applied within 60 s"; exit 1; }
+  local_sql -e 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;'
+  serve_primary
+}
+
+# Replicates from the primary at $1:$2 from now on, from this replica's GTID position.
+follow() {
+  [ "$(current_role)" = replica ] || { log "follow: this pod is $(current_role), not a replica"; exit 1; }
+  record_primary "$1" "$2"
+  load_primary
+  follow_primary
+}
+
+# Read-only at once, so no client writes here any more; then the server
+# stops: at once for a failover, once every replica has the whole binary log
+# for a planned switchover (bounded: a replica that does not answer must not
+# hold it).
+fence() {
+  set_role fenced
+  local_sql -e 'SET GLOBAL read_only = ON' 2>/dev/null || true
+  server=$(cat "$DB_SOCKET_DIR/mariadb.pid" 2>/dev/null) || return 0
+  if [ "${1:-}" = planned ]; then
+    MYSQL_PWD="$DB_SUPERUSER_PASSWORD" timeout 30 mariadb --protocol=socket -S "$SOCKET" -uroot \
+      -e 'SHUTDOWN WAIT FOR ALL SLAVES' 2>/dev/null || true
+  fi
+  kill -TERM "$server" 2>/dev/null || true
+  tries=0
+  while kill -0 "$server" 2>/dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 300 ] || kill -KILL "$server" 2>/dev/null || true
+    sleep 0.2
+  done
+  log "fenced: the server is stopped; it restarts in the role the operator gives it"
+}
+
+command=${1:-start}
+[ $# -eq 0 ] || shift
+case "$command" in
+  start | position | promote) "$command" ;;
+  fence) fence "${1:-}" ;;
+  follow) follow "${1:?follow HOST PORT}" "${2:?follow HOST PORT}" ;;
+  *) log "unknown command $command (start, position, promote, follow HOST PORT, fence [planned])"; exit 2 ;;
+esac

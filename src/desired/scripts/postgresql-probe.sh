@@ -1,6 +1,7 @@
 #!/bin/sh
-# Readiness of a PostgreSQL pod. The primary is ready when it accepts writes
-# (configured by start.sh, not in recovery, not read-only). A replica is
+# Readiness of a PostgreSQL pod, in the role it has now (common.sh,
+# current_role). The primary is ready when it accepts writes (configured by
+# start.sh, not in recovery, not read-only); a fenced pod never is. A replica is
 # ready while the data it has replayed is at most DB_MAX_LAG_SECONDS older
 # than the primary's: each probe reads the primary's current WAL position
 # while the replica streams, and the lag is the age of the newest position
@@ -17,19 +18,23 @@ export PGCONNECT_TIMEOUT=3 PGOPTIONS="-c statement_timeout=3000"
 query() {
   psql -X -tA -h "${DB_SOCKET_DIR:?}" -p "${DB_PORT:?}" -U postgres -d postgres -c "$1"
 }
-if [ "${DB_POD_NAME:?}" = "${DB_PRIMARY_POD:?}" ]; then
-  # start.sh marks the primary once its roles and database are applied.
-  [ -e "$DB_SOCKET_DIR/primary-configured" ] || { echo "primary is not configured yet" >&2; exit 1; }
-  [ "$(query "SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off'")" = "t" ] \
-    || { echo "primary does not accept writes" >&2; exit 1; }
-  exit 0
-fi
+case "$(current_role)" in
+  primary)
+    # start.sh marks the primary once its roles and database are applied.
+    [ -e "$DB_SOCKET_DIR/primary-configured" ] || { echo "primary is not configured yet" >&2; exit 1; }
+    [ "$(query "SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off'")" = "t" ] \
+      || { echo "primary does not accept writes" >&2; exit 1; }
+    exit 0
+    ;;
+  replica) load_primary ;;
+  *) echo "this pod is $(current_role), neither primary nor replica" >&2; exit 1 ;;
+esac
 now=$(date +%s)
 positions="$DB_SOCKET_DIR/primary-positions"
 replayed=$(query "SELECT COALESCE(pg_last_wal_replay_lsn() - '0/0', -1)")
 streaming=$(query "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")
 if [ "$streaming" = "1" ] && current=$(PGPASSFILE="$DB_SOCKET_DIR/.pgpass" psql -X -tA -w \
-  "host=${DB_PRIMARY_HOST:?} port=${DB_PRIMARY_PORT:-$DB_PORT} user=${DB_REPLICATION_USER:?} dbname=postgres" \
+  "host=$PRIMARY_HOST port=$PRIMARY_PORT user=${DB_REPLICATION_USER:?} dbname=postgres" \
   -c "SELECT pg_current_wal_lsn() - '0/0'" 2>/dev/null); then
   echo "$now $current" >>"$positions"
 fi

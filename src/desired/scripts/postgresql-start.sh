@@ -1,13 +1,26 @@
 #!/bin/sh
-# Starts one PostgreSQL pod of a WebCluster: the primary (initialised on first
-# start, roles and database re-applied on every start) or a hot standby
-# (bootstrapped from the primary with pg_basebackup when its data is empty).
+# The database agent of one PostgreSQL pod of a WebCluster.
+#
+# `start.sh` (the container's command) starts the pod in the role the operator
+# gave it (common.sh, start_role): the primary (initialised on first start,
+# roles and database re-applied on every start) or a hot standby (copied from
+# the primary with pg_basebackup when its data is empty; a former primary's
+# data is first rewound with pg_rewind, so it rejoins without a full copy).
+#
+# The operator runs the other commands in the pod (kubectl exec):
+#   start.sh position          this server's role, WAL position and timeline
+#   start.sh promote           ends recovery: this replica becomes the primary
+#   start.sh follow HOST PORT  this replica streams from the primary at HOST:PORT
+#   start.sh fence [planned]   a primary that lost its role stops (planned: once
+#                              the replicas have all its WAL); it restarts as a
+#                              replica (DB_ROLE) and rejoins
+#
 # Needs: DB_POD_NAME DB_PRIMARY_POD DB_PRIMARY_HOST DB_PORT DB_DATA_DIR
 #        DB_CONFIG_DIR DB_SOCKET_DIR DB_NAME DB_USER DB_PASSWORD
 #        DB_SUPERUSER_PASSWORD DB_REPLICATION_USER DB_REPLICATION_PASSWORD
-# Optional: DB_PRIMARY_PORT (default DB_PORT), DB_WAIT_SECONDS (default 300),
-#           DB_HEAL_AFTER_SECONDS (default 60), DB_EXTRA_DATABASES with
-#           DB_EXTRA_PASSWORD_<name> for each.
+# Optional: DB_ROLE, DB_PRIMARY_PORT (default DB_PORT), DB_WAIT_SECONDS
+#           (default 300), DB_HEAL_AFTER_SECONDS (default 60),
+#           DB_EXTRA_DATABASES with DB_EXTRA_PASSWORD_<name> for each.
 # Passwords never appear in arguments or logs: they go through a passfile or
 # psql's stdin (printf is a shell builtin).
 set -eu
@@ -16,7 +29,6 @@ set -eu
 : "${DB_SUPERUSER_PASSWORD:?}" "${DB_REPLICATION_USER:?}" "${DB_REPLICATION_PASSWORD:?}"
 PGDATA="$DB_DATA_DIR/pgdata"
 export PGDATA
-PRIMARY_PORT="${DB_PRIMARY_PORT:-$DB_PORT}"
 WAIT_SECONDS="${DB_WAIT_SECONDS:-300}"
 # How long a replica may fail to stream from a primary that answers before it
 # copies the primary again.
@@ -55,9 +67,11 @@ local_value() {
   psql -X -tA -h "$DB_SOCKET_DIR" -p "$DB_PORT" -U postgres -d postgres -c "$1"
 }
 
-# The replication password, kept in a passfile so it shows in no process list.
+# The replication and superuser passwords (pg_rewind connects as the
+# superuser), kept in a passfile so they show in no process list.
 write_passfile() {
-  (umask 077 && printf '*:*:*:%s:%s\n' "$DB_REPLICATION_USER" "$DB_REPLICATION_PASSWORD" >"$PASSFILE")
+  (umask 077 && printf '*:*:*:%s:%s\n*:*:*:postgres:%s\n' "$DB_REPLICATION_USER" "$DB_REPLICATION_PASSWORD" \
+    "$DB_SUPERUSER_PASSWORD" >"$PASSFILE")
 }
 
 # A query on another server as the replication user (bounded: 3 s to connect).
@@ -79,7 +93,7 @@ system_identifier() {
 peer_identity() {
   out=$(remote "$1" "$2" "dbname=replication replication=true" IDENTIFY_SYSTEM 2>/dev/null) || return 1
   lsn=$(printf '%s\n' "$out" | cut -d '|' -f 3)
-  echo "$(((0x${lsn%/*} << 32) + 0x${lsn#*/})) system identifier ${out%%|*}, WAL position $lsn"
+  echo "$(lsn_number "$lsn") system identifier ${out%%|*}, WAL position $lsn"
 }
 
 # Used by guard_empty_primary: a copy of a replica becomes the primary's data.
@@ -155,14 +169,20 @@ run_primary() {
     [ "$tries" -lt "$WAIT_SECONDS" ] || { log "the server stays in recovery"; exit 1; }
     sleep 1
   done
+  serve_primary
+  wait_server
+}
+
+# Roles and database applied, the probe told, the data's identity logged
+# (the operator reads it from the log of the primary's first start).
+serve_primary() {
   configure_primary
   rm -f "$DB_DATA_DIR/webcluster-initialise"
   : >"$CONFIGURED"
   log "primary ready on port $DB_PORT (system identifier $(local_value 'SELECT system_identifier FROM pg_control_system()'))"
-  wait_server
 }
 
-primary() { remote "$DB_PRIMARY_HOST" "$PRIMARY_PORT" "dbname=postgres" "$1"; }
+primary() { remote "$PRIMARY_HOST" "$PRIMARY_PORT" "dbname=postgres" "$1"; }
 
 # The state of this replica's slot on the primary: "lost" once the primary
 # removed WAL the slot still needed; created (reserving WAL from now) when missing.
@@ -176,11 +196,11 @@ slot_state() {
 # interrupted copy is never taken for data, and the old data stays until the
 # copy is whole. The slot is made anew by the copy, so it keeps WAL from its start.
 clone_primary() {
-  wait_for "$DB_PRIMARY_HOST" "$PRIMARY_PORT" "$DB_REPLICATION_USER"
+  wait_for "$PRIMARY_HOST" "$PRIMARY_PORT" "$DB_REPLICATION_USER"
   tries=0
   until rm -rf "$PGDATA.new" \
     && primary "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND NOT active" >/dev/null \
-    && PGPASSFILE="$PASSFILE" pg_basebackup -h "$DB_PRIMARY_HOST" -p "$PRIMARY_PORT" -U "$DB_REPLICATION_USER" \
+    && PGPASSFILE="$PASSFILE" pg_basebackup -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -U "$DB_REPLICATION_USER" \
       -D "$PGDATA.new" -X stream -C -S "$SLOT" --checkpoint=fast -w >&2; do
     # The primary may not have applied the replication role yet.
     tries=$((tries + 1))
@@ -198,20 +218,43 @@ clone_primary() {
 # fails) and its data stays for recovery.
 follows_primary() {
   mine=$(pg_controldata "$PGDATA" | sed -n 's/^Database system identifier: *//p')
-  theirs=$(system_identifier "$DB_PRIMARY_HOST" "$PRIMARY_PORT") || return 0
+  theirs=$(system_identifier "$PRIMARY_HOST" "$PRIMARY_PORT") || return 0
   [ "$mine" != "$theirs" ] || return 0
   log "REFUSING to follow the primary: its data (system identifier $theirs) is not this replica's ($mine); this replica keeps its data and stays not ready. See docs/database.md (Recovering an empty primary)"
   return 1
 }
 
+# A former primary's data (no standby.signal) may hold WAL that the primary
+# now elected never received: pg_rewind takes it back to where their
+# histories parted (nothing to do when they did not part), so it can follow.
+# When rewinding cannot work (the WAL it needs is gone), the primary is copied
+# afresh. Either way the elected primary's data wins.
+rejoin() {
+  follows_primary || return 0
+  wait_for "$PRIMARY_HOST" "$PRIMARY_PORT" postgres
+  log "rejoining as a replica of $PRIMARY_HOST: rewinding the data of this former primary"
+  if PGPASSFILE="$PASSFILE" pg_rewind --target-pgdata="$PGDATA" --config-file="$DB_CONFIG_DIR/postgresql.conf" \
+    --source-server="host=$PRIMARY_HOST port=$PRIMARY_PORT user=postgres dbname=postgres" >&2; then
+    log "rewound: following $PRIMARY_HOST from where the histories parted"
+  else
+    log "pg_rewind could not rewind this former primary's data; copying the primary afresh"
+    clone_primary
+  fi
+  # Its slot, so the primary keeps the WAL it replays from (made later when
+  # the primary does not answer now).
+  slot_state >/dev/null 2>&1 || true
+}
+
 # Watches the stream while the server runs; returns 0 when the replica must
 # be copied again: its slot is lost, or it has not streamed for HEAL_AFTER
-# seconds from a primary that answers with the same data.
+# seconds from a primary that answers with the same data. Returns 1 once the
+# server stops or this replica is promoted (it then serves as the primary).
 needs_clone() {
   stalled=0
   while [ -z "$stopping" ] && kill -0 "$pid" 2>/dev/null; do
     pause 5
-    [ -z "$stopping" ] || return 1
+    [ -z "$stopping" ] && [ "$(current_role)" = replica ] || return 1
+    load_primary
     streaming=$(local_value "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'" 2>/dev/null) || continue
     if [ "$streaming" = 1 ] || ! follows_primary 2>/dev/null || ! state=$(slot_state 2>/dev/null); then
       stalled=0
@@ -230,33 +273,45 @@ needs_clone() {
   return 1
 }
 
-# The slot is named in postgresql.auto.conf, not on the command line, so
-# ALTER SYSTEM can still change it (the real-node tests stop a stream that way).
-use_slot() {
+conninfo() {
+  echo "host=$PRIMARY_HOST port=$PRIMARY_PORT user=$DB_REPLICATION_USER passfile=$PASSFILE application_name=$DB_POD_NAME"
+}
+
+# The primary and the slot are set in postgresql.auto.conf, not on the
+# command line, so `follow` can change them with ALTER SYSTEM and a reload
+# (and the real-node tests can stop a stream that way).
+use_primary() {
   conf="$PGDATA/postgresql.auto.conf"
-  { grep -v '^primary_slot_name' "$conf" 2>/dev/null || true; echo "primary_slot_name = '$SLOT'"; } >"$conf.new"
+  {
+    grep -v -e '^primary_slot_name' -e '^primary_conninfo' "$conf" 2>/dev/null || true
+    echo "primary_slot_name = '$SLOT'"
+    echo "primary_conninfo = '$(conninfo)'"
+  } >"$conf.new"
   mv "$conf.new" "$conf"
 }
 
 run_replica() {
   write_passfile
+  record_primary "$DB_PRIMARY_HOST" "${DB_PRIMARY_PORT:-$DB_PORT}"
+  load_primary
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
-    log "bootstrapping a replica from $DB_PRIMARY_HOST"
+    log "bootstrapping a replica from $PRIMARY_HOST"
     clone_primary
+  elif [ ! -e "$PGDATA/standby.signal" ]; then
+    rejoin
   elif [ "$(slot_state 2>/dev/null || true)" = lost ] && follows_primary; then
     log "re-cloning from the primary: it removed WAL this replica still needed (replication slot $SLOT lost)"
     clone_primary
   fi
-  conninfo="host=$DB_PRIMARY_HOST port=$PRIMARY_PORT user=$DB_REPLICATION_USER passfile=$PASSFILE application_name=$DB_POD_NAME"
   touch "$PGDATA/standby.signal"
   while :; do
     if ! follows_primary; then
       start_server
       wait_server
     fi
-    use_slot
-    start_server -c primary_conninfo="$conninfo"
-    log "replica following $DB_PRIMARY_HOST"
+    use_primary
+    start_server
+    log "replica following $PRIMARY_HOST"
     needs_clone || wait_server
     kill -INT "$pid" 2>/dev/null || true
     wait "$pid" || true
@@ -265,11 +320,76 @@ run_replica() {
   done
 }
 
-mkdir -p "$DB_DATA_DIR" "$DB_SOCKET_DIR"
-# The kubelet gives the volume the pod's fsGroup at every mount (group rwx,
-# recursively); PostgreSQL refuses a data folder open to its group for writing.
-[ ! -d "$PGDATA" ] || chmod 0700 "$PGDATA"
-# The probe's record of the primary's positions: a replica is ready only once
-# it has caught up since this start.
-rm -f "$CONFIGURED" "$DB_SOCKET_DIR/primary-positions"
-if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then run_primary; else run_replica; fi
+# ---------------------------------------------------------------- commands
+
+# "role=… position=… lsn=… timeline=…": the position is the WAL received (a
+# replica) or written (the primary), as a number the operator compares.
+position() {
+  if [ "$(local_value 'SELECT pg_is_in_recovery()')" = t ]; then
+    lsn=$(local_value "SELECT COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())")
+    timeline=$(local_value "SELECT COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))")
+  else
+    lsn=$(local_value "SELECT pg_current_wal_lsn()")
+    timeline=$((0x$(local_value "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")))
+  fi
+  echo "role=$(current_role) position=$(lsn_number "$lsn") lsn=$lsn timeline=$timeline"
+}
+
+lsn_number() { echo "$(((0x${1%/*} << 32) + 0x${1#*/}))"; }
+
+# Ends recovery once everything received is replayed; the roles and database
+# are applied as at a primary's start.
+promote() {
+  [ "$(current_role)" = replica ] || { log "promote: this pod is $(current_role), not a replica"; exit 1; }
+  set_role primary
+  [ "$(local_value 'SELECT pg_promote(true, 60)')" = t ] || { log "promote: recovery did not end within 60 s"; exit 1; }
+  serve_primary
+}
+
+# Streams from the primary at $1:$2 from now on: its slot there is made first
+# (so the primary keeps the WAL this replica needs), then the walreceiver
+# restarts with the new primary, following its timeline.
+follow() {
+  [ "$(current_role)" = replica ] || { log "follow: this pod is $(current_role), not a replica"; exit 1; }
+  record_primary "$1" "$2"
+  load_primary
+  slot_state >/dev/null
+  local_value "ALTER SYSTEM SET primary_slot_name = '$SLOT'" >/dev/null
+  local_value "ALTER SYSTEM SET primary_conninfo = '$(conninfo)'" >/dev/null
+  local_value "SELECT pg_reload_conf()" >/dev/null
+  log "replica following $PRIMARY_HOST"
+}
+
+# The server stops: at once for a failover (an immediate shutdown; the
+# rejoin rewinds what the others never received), with a fast shutdown for a
+# planned switchover, which cuts clients off and then waits until the
+# replicas have every WAL record written, so it loses nothing.
+fence() {
+  set_role fenced
+  [ -e "$PGDATA/postmaster.pid" ] || return 0
+  if [ "${1:-}" = planned ]; then mode=fast; else mode=immediate; fi
+  pg_ctl stop -D "$PGDATA" -m "$mode" -w -t 60 >&2
+  log "fenced: the server is stopped; it restarts in the role the operator gives it"
+}
+
+start() {
+  mkdir -p "$DB_DATA_DIR" "$DB_SOCKET_DIR"
+  # The kubelet gives the volume the pod's fsGroup at every mount (group rwx,
+  # recursively); PostgreSQL refuses a data folder open to its group for writing.
+  [ ! -d "$PGDATA" ] || chmod 0700 "$PGDATA"
+  # The probe's record of the primary's positions: a replica is ready only once
+  # it has caught up since this start.
+  rm -f "$CONFIGURED" "$DB_SOCKET_DIR/primary-positions"
+  role=$(start_role)
+  set_role "$role"
+  if [ "$role" = primary ]; then run_primary; else run_replica; fi
+}
+
+command=${1:-start}
+[ $# -eq 0 ] || shift
+case "$command" in
+  start | position | promote) "$command" ;;
+  fence) fence "${1:-}" ;;
+  follow) follow "${1:?follow HOST PORT}" "${2:?follow HOST PORT}" ;;
+  *) log "unknown command $command (start, position, promote, follow HOST PORT, fence [planned])"; exit 2 ;;
+esac
