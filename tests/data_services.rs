@@ -18,6 +18,8 @@ mod harness;
 mod loopback;
 #[path = "data_services/safety.rs"]
 mod safety;
+#[path = "data_services/synchronous.rs"]
+mod synchronous;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

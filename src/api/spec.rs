@@ -565,6 +565,7 @@ pub enum DatabaseEngine {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new("has(self.managed) != has(self.external)").message("spec.database: set exactly one of managed or external"))]
+#[x_kube(validation = Rule::new(SEMI_SYNC_RULE).message(SEMI_SYNC_MESSAGE))]
 pub struct DatabaseSpec {
     /// postgresql or mariadb. Cannot change once set: data is not converted.
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.database.engine: is immutable; data is not converted between engines"))]
@@ -602,6 +603,17 @@ fn extra_reserved_rule() -> String {
     )
 }
 
+/// MariaDB's semi-synchronous replication waits for one replica's acknowledgement.
+const SEMI_SYNC_RULE: &str = "self.engine != 'mariadb' || !has(self.managed) || !has(self.managed.synchronousReplicas) || self.managed.synchronousReplicas <= 1";
+/// What [`SEMI_SYNC_RULE`] tells.
+pub const SEMI_SYNC_MESSAGE: &str =
+    "spec.database.managed.synchronousReplicas: MariaDB's semi-synchronous replication waits for one replica: 0 or 1";
+/// Writes cannot wait for more replicas than there are.
+const SYNCHRONOUS_RULE: &str =
+    "!has(self.synchronousReplicas) || self.synchronousReplicas <= (has(self.replicas) ? self.replicas : 1)";
+/// What [`SYNCHRONOUS_RULE`] tells.
+pub const SYNCHRONOUS_MESSAGE: &str = "spec.database.managed.synchronousReplicas: must not exceed replicas (a write would wait for replicas that do not exist)";
+
 /// What the unique-users rule tells.
 pub const EXTRA_USERS_MESSAGE: &str = "spec.database.managed.databases: each user must appear once";
 
@@ -609,6 +621,7 @@ pub const EXTRA_USERS_MESSAGE: &str = "spec.database.managed.databases: each use
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new(EXTRA_DIFFERS_RULE).message(EXTRA_DIFFERS_MESSAGE))]
+#[x_kube(validation = Rule::new(SYNCHRONOUS_RULE).message(SYNCHRONOUS_MESSAGE))]
 pub struct ManagedDatabase {
     /// Image. Defaults to the official `postgres` or `mariadb` image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -648,6 +661,15 @@ pub struct ManagedDatabase {
     #[serde(default = "default_max_lag")]
     #[schemars(range(min = 1, max = 86400))]
     pub max_replica_lag_seconds: i32,
+    /// Replicas that must have each commit before the primary acknowledges it
+    /// (0, the default: asynchronous). From 1, a write acknowledged to the app
+    /// survives the loss of the primary; in exchange each commit waits for a
+    /// replica (a round trip), and writes wait while fewer replicas are
+    /// connected. PostgreSQL: `synchronous_standby_names = 'ANY n (*)'`;
+    /// MariaDB: semi-synchronous replication, which waits for one replica (1 at most).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0, max = 8))]
+    pub synchronous_replicas: i32,
     /// Where the database pods run: node selector, tolerations, affinity, priority class, topology spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodPlacement>,
@@ -671,6 +693,10 @@ impl ManagedDatabase {
     pub fn pods(&self) -> i32 {
         1 + self.replicas
     }
+}
+
+fn is_zero(value: &i32) -> bool {
+    *value == 0
 }
 
 fn default_db_replicas() -> i32 {

@@ -17,9 +17,9 @@ use super::formats::{
     is_time_zone, memory_bytes, memory_range_hint, schedule_ranges_ascend,
 };
 use super::{
-    EXTRA_DIFFERS_MESSAGE, EXTRA_RESERVED_MESSAGE, EXTRA_USERS_MESSAGE, ExtraDatabase, INVALIDATE_TOKEN_MESSAGE,
-    MAX_CRONJOB_NAME_LENGTH, MAX_NAME_LENGTH, MAX_UNAVAILABLE_MESSAGE, ManagedDatabase, RESERVED_DATABASE_NAMES,
-    RESERVED_USERS, WebCluster,
+    DatabaseEngine, DatabaseSpec, EXTRA_DIFFERS_MESSAGE, EXTRA_RESERVED_MESSAGE, EXTRA_USERS_MESSAGE, ExtraDatabase,
+    INVALIDATE_TOKEN_MESSAGE, MAX_CRONJOB_NAME_LENGTH, MAX_NAME_LENGTH, MAX_UNAVAILABLE_MESSAGE, ManagedDatabase,
+    RESERVED_DATABASE_NAMES, RESERVED_USERS, SEMI_SYNC_MESSAGE, SYNCHRONOUS_MESSAGE, WebCluster,
 };
 
 /// One field that breaks a rule.
@@ -320,6 +320,12 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
     if spec.database.as_ref().is_some_and(|d| d.managed.is_some() == d.external.is_some()) {
         fail("spec.database", "set exactly one of managed or external");
     }
+    if let Some(database) = &spec.database {
+        for message in synchronous_errors(database) {
+            let (path, message) = message.split_once(": ").unwrap_or_default();
+            fail(path, message);
+        }
+    }
     if let Some(managed) = spec.database.as_ref().and_then(|d| d.managed.as_ref()) {
         for message in extra_database_errors(managed) {
             let (path, message) = message.split_once(": ").unwrap_or_default();
@@ -353,6 +359,19 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
                 "'<webcluster name>-<job name>' must be at most 52 characters (a CronJob name limit)",
             );
         }
+    }
+    errors
+}
+
+/// The CEL rules of `spec.database.managed.synchronousReplicas`, as their messages.
+fn synchronous_errors(database: &DatabaseSpec) -> Vec<&'static str> {
+    let Some(managed) = &database.managed else { return Vec::new() };
+    let mut errors = Vec::new();
+    if managed.synchronous_replicas > managed.replicas {
+        errors.push(SYNCHRONOUS_MESSAGE);
+    }
+    if database.engine == DatabaseEngine::Mariadb && managed.synchronous_replicas > 1 {
+        errors.push(SEMI_SYNC_MESSAGE);
     }
     errors
 }

@@ -203,8 +203,16 @@ fn script_env(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase
         plain("DB_MAX_LAG_SECONDS", &managed.max_replica_lag_seconds.to_string()),
     ]
     .into_iter()
+    .chain(synchronous_env(managed))
     .chain(extra_databases_env(&secret, managed))
     .collect()
+}
+
+/// `DB_SYNCHRONOUS_REPLICAS`, which the primary applies; nothing while
+/// replication is asynchronous, so such pods' environment is unchanged.
+fn synchronous_env(managed: &ManagedDatabase) -> Option<EnvVar> {
+    (managed.synchronous_replicas > 0)
+        .then(|| plain("DB_SYNCHRONOUS_REPLICAS", &managed.synchronous_replicas.to_string()))
 }
 
 /// The extra databases the primary creates: `DB_EXTRA_DATABASES` lists

@@ -53,7 +53,7 @@ impl Database {
 
     /// Waits until pod `ordinal`'s start script has ended (its server
     /// stopped or died), as the container of a pod ends; forgets it.
-    fn wait_exit(&mut self, ordinal: usize) {
+    pub(super) fn wait_exit(&mut self, ordinal: usize) {
         let server = self.servers.get_mut(&ordinal).unwrap_or_else(|| panic!("t-db-{ordinal} does not run"));
         let exited = server.wait_exit(60 * SECOND);
         assert!(exited.is_some(), "t-db-{ordinal} still runs:\n{}", server.log_tail());
@@ -67,7 +67,7 @@ impl Database {
     }
 
     /// Promotes pod `ordinal` and records it as the pod `-db-rw` reaches.
-    fn promote(&mut self, ordinal: usize) -> Duration {
+    pub(super) fn promote(&mut self, ordinal: usize) -> Duration {
         let started = Instant::now();
         self.control(ordinal, &["promote"]);
         let took = started.elapsed();
@@ -82,7 +82,7 @@ impl Database {
         self.control(ordinal, &["follow", "127.0.0.1", &port]);
     }
 
-    fn has_row(&mut self, ordinal: usize, id: i64) -> bool {
+    pub(super) fn has_row(&mut self, ordinal: usize, id: i64) -> bool {
         let mut session = self.connect_within(ordinal, 30 * SECOND);
         let count = session.value(&format!("SELECT count(*) FROM items WHERE id = {id};"), 10 * SECOND);
         count.unwrap_or_else(|e| panic!("count on t-db-{ordinal}: {e}")) == "1"

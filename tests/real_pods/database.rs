@@ -1,5 +1,6 @@
 //! The managed database on the real node, for both engines: a primary and two
-//! replicas Ready for real; a row written through WEBCLUSTER_DB_WRITE_URL and
+//! replicas Ready for real, one of them acknowledging each commit
+//! (`synchronousReplicas: 1`); a row written through WEBCLUSTER_DB_WRITE_URL and
 //! read back through WEBCLUSTER_DB_READ_URL from an app pod; one replica's
 //! receiver stopped (its readiness probe fails, it leaves `-db-ro`) and
 //! restored (it catches up and returns); 2 -> 3 replicas (the new one catches
@@ -36,6 +37,23 @@ impl Engine {
         match self {
             Engine::Postgresql => &["postgres"],
             Engine::Mariadb => &["mariadbd"],
+        }
+    }
+
+    /// Prints `on` when the primary waits for a replica at each commit: the
+    /// quorum PostgreSQL applies, MariaDB's semi-synchronous status.
+    fn synchronous_script(self) -> &'static str {
+        match self {
+            Engine::Postgresql => {
+                "psql -X -tA -h \"$DB_SOCKET_DIR\" -p \"$DB_PORT\" -U postgres -d postgres -c \
+                 \"SELECT CASE WHEN current_setting('synchronous_standby_names') = 'ANY 1 (*)' \
+                 AND EXISTS (SELECT FROM pg_stat_replication WHERE sync_state = 'quorum') THEN 'on' ELSE 'off' END\""
+            }
+            Engine::Mariadb => {
+                "MYSQL_PWD=\"$DB_SUPERUSER_PASSWORD\" mariadb --protocol=socket -S \"$DB_SOCKET_DIR/mariadb.sock\" \
+                 -uroot -N -B -e \"SELECT LOWER(VARIABLE_VALUE) FROM information_schema.GLOBAL_STATUS \
+                 WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS'\""
+            }
         }
     }
 
@@ -113,6 +131,7 @@ async fn database_runs_for_real(engine: Engine) {
             "database": {"engine": engine.name(), "managed": {
                 "replicas": 2,
                 "maxReplicaLagSeconds": 5,
+                "synchronousReplicas": 1,
                 "storage": {"size": "1Gi", "storageClassName": test.storage.class()},
                 "pod": real_node_placement(),
             }},
@@ -135,8 +154,11 @@ async fn database_runs_for_real(engine: Engine) {
         test.elapsed()
     );
 
-    // A row through the write DSN, read back through the read DSN from a replica.
+    // A row through the write DSN, acknowledged once a replica has it, read
+    // back through the read DSN from a replica.
     assert_eq!(client(&test, &app, &["put", WRITE_URL, "1"]).await, Ok("primary put 1".to_string()));
+    let synchronous = sh(&ns, primary, "database", engine.synchronous_script()).await;
+    assert_eq!(synchronous.as_deref().map(str::trim), Ok("on"), "the primary waits for a replica at each commit");
     client_until(&test, &app, &["get", READ_URL, "1"], &format!("replica found {app}"), REPLICATION_TIMEOUT).await;
     wait_endpoints(&client_api, &ns, &read_service, "both replicas behind -db-ro", PROBE_TIMEOUT, |ready| {
         *ready == set(&db[1..3])

@@ -22,7 +22,9 @@
 #        DB_CONFIG_DIR DB_SOCKET_DIR DB_NAME DB_USER DB_PASSWORD
 #        DB_SUPERUSER_PASSWORD DB_REPLICATION_USER DB_REPLICATION_PASSWORD
 # Optional: DB_ROLE, DB_PRIMARY_PORT (default DB_PORT), DB_WAIT_SECONDS
-#           (default 300), DB_EXTRA_DATABASES with DB_EXTRA_PASSWORD_<name> for each.
+#           (default 300), DB_SYNCHRONOUS_REPLICAS (default 0: 1 turns on
+#           semi-synchronous replication), DB_EXTRA_DATABASES with
+#           DB_EXTRA_PASSWORD_<name> for each.
 set -eu
 : "${DB_POD_NAME:?}" "${DB_PRIMARY_POD:?}" "${DB_PRIMARY_HOST:?}" "${DB_PORT:?}" "${DB_DATA_DIR:?}"
 : "${DB_CONFIG_DIR:?}" "${DB_SOCKET_DIR:?}" "${DB_NAME:?}" "${DB_USER:?}" "${DB_PASSWORD:?}"
@@ -248,8 +250,11 @@ follow_primary() {
   domain=$(primary_value 'SELECT @@gtid_domain_id')
   printf '%s\n' "$domain" >"$DOMAIN_FILE"
   local_sql -e 'STOP SLAVE' 2>/dev/null || true
+  semi_sync=OFF
+  [ "${DB_SYNCHRONOUS_REPLICAS:-0}" -eq 0 ] || semi_sync=ON
   local_sql <<SQL
 SET GLOBAL gtid_domain_id = $domain;
+SET GLOBAL rpl_semi_sync_slave_enabled = $semi_sync;
 CHANGE MASTER TO MASTER_HOST='$PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT,
   MASTER_USER='$DB_REPLICATION_USER', MASTER_PASSWORD='$DB_REPLICATION_PASSWORD',
   MASTER_USE_GTID=slave_pos, DO_DOMAIN_IDS=($domain), MASTER_CONNECT_RETRY=5;
@@ -295,6 +300,14 @@ watch_replica() {
 # operator reads it from the log of the primary's first start).
 serve_primary() {
   configure_primary
+  # Semi-synchronous once the users are applied (a SET GLOBAL, gone at the
+  # next start): no replica follows a primary before it is ready. AFTER_SYNC:
+  # no client sees a commit before a replica has it. The timeout is 49 days:
+  # with no replica, writes wait rather than turn asynchronous.
+  if [ "${DB_SYNCHRONOUS_REPLICAS:-0}" -gt 0 ]; then
+    local_sql -e "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC;
+      SET GLOBAL rpl_semi_sync_master_timeout = 4294967295; SET GLOBAL rpl_semi_sync_master_enabled = ON;"
+  fi
   : >"$WHOLE"
   : >"$FORMER_PRIMARY"
   rm -f "$INITIALISING" "$DB_DATA_DIR/webcluster-initialise"

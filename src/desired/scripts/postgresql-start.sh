@@ -20,7 +20,8 @@
 #        DB_SUPERUSER_PASSWORD DB_REPLICATION_USER DB_REPLICATION_PASSWORD
 # Optional: DB_ROLE, DB_PRIMARY_PORT (default DB_PORT), DB_WAIT_SECONDS
 #           (default 300), DB_HEAL_AFTER_SECONDS (default 60),
-#           DB_EXTRA_DATABASES with DB_EXTRA_PASSWORD_<name> for each.
+#           DB_SYNCHRONOUS_REPLICAS (default 0), DB_EXTRA_DATABASES with
+#           DB_EXTRA_PASSWORD_<name> for each.
 # Passwords never appear in arguments or logs: they go through a passfile or
 # psql's stdin (printf is a shell builtin).
 set -eu
@@ -176,10 +177,25 @@ run_primary() {
 # Roles and database applied, the probe told, the data's identity logged
 # (the operator reads it from the log of the primary's first start).
 serve_primary() {
+  synchronous_replicas 0
   configure_primary
+  synchronous_replicas "${DB_SYNCHRONOUS_REPLICAS:-0}"
   rm -f "$DB_DATA_DIR/webcluster-initialise"
   : >"$CONFIGURED"
   log "primary ready on port $DB_PORT (system identifier $(local_value 'SELECT system_identifier FROM pg_control_system()'))"
+}
+
+# From $1 replicas on (0: asynchronous), a commit waits until that many have
+# it. Off while the primary applies its roles, which must not wait: no
+# replica follows a primary before it is ready, and a copied or promoted
+# server brings the setting along in postgresql.auto.conf.
+synchronous_replicas() {
+  if [ "$1" -gt 0 ]; then
+    local_value "ALTER SYSTEM SET synchronous_standby_names = 'ANY $1 (*)'" >/dev/null
+  else
+    local_value "ALTER SYSTEM RESET synchronous_standby_names" >/dev/null
+  fi
+  local_value "SELECT pg_reload_conf()" >/dev/null
 }
 
 primary() { remote "$PRIMARY_HOST" "$PRIMARY_PORT" "dbname=postgres" "$1"; }
