@@ -356,11 +356,16 @@ position() {
 lsn_number() { echo "$(((0x${1%/*} << 32) + 0x${1#*/}))"; }
 
 # Ends recovery once everything received is replayed; the roles and database
-# are applied as at a primary's start.
+# are applied as at a primary's start. A promotion cut short can be run again.
 promote() {
-  [ "$(current_role)" = replica ] || { log "promote: this pod is $(current_role), not a replica"; exit 1; }
+  case "$(current_role)" in
+    replica | primary) ;;
+    *) log "promote: this pod is $(current_role), not a replica"; exit 1 ;;
+  esac
   set_role primary
-  [ "$(local_value 'SELECT pg_promote(true, 60)')" = t ] || { log "promote: recovery did not end within 60 s"; exit 1; }
+  if [ "$(local_value 'SELECT pg_is_in_recovery()')" = t ]; then
+    [ "$(local_value 'SELECT pg_promote(true, 60)')" = t ] || { log "promote: recovery did not end within 60 s"; exit 1; }
+  fi
   serve_primary
 }
 
