@@ -403,13 +403,9 @@ position() {
   echo "role=$(current_role) position=$(sequence "$domain" "$received,$written") received=${received:-none} written=${written:-none} domain=$domain"
 }
 
-# Applies every transaction received, then stops replicating and takes
-# writes. A promotion cut short can be run again.
+# Applies every transaction received, then stops replicating and takes writes.
 promote() {
-  case "$(current_role)" in
-    replica | primary) ;;
-    *) log "promote: this pod is $(current_role), not a replica"; exit 1 ;;
-  esac
+  [ "$(current_role)" = replica ] || { log "promote: this pod is $(current_role), not a replica"; exit 1; }
   set_role primary
   local_sql -e 'STOP SLAVE IO_THREAD' 2>/dev/null || true
   received=$(local_sql -e 'SHOW SLAVE STATUS\G' | sed -n 's/^ *Gtid_IO_Pos: //p')
@@ -428,20 +424,18 @@ follow() {
 }
 
 # Read-only at once, so no client writes here any more; then the server
-# stops: killed for a failover (InnoDB recovers; the rejoin drops what the
-# others never received), once every replica has the whole binary log for a
-# planned switchover (bounded: a replica that does not answer must not hold it).
+# stops: at once for a failover, once every replica has the whole binary log
+# for a planned switchover (bounded: a replica that does not answer must not
+# hold it).
 fence() {
   set_role fenced
-  local_sql --connect-timeout=3 -e 'SET GLOBAL read_only = ON' 2>/dev/null || true
+  local_sql -e 'SET GLOBAL read_only = ON' 2>/dev/null || true
   server=$(cat "$DB_SOCKET_DIR/mariadb.pid" 2>/dev/null) || { end_agent_soon; return 0; }
   if [ "${1:-}" = planned ]; then
     MYSQL_PWD="$DB_SUPERUSER_PASSWORD" timeout 30 mariadb --protocol=socket -S "$SOCKET" -uroot \
       -e 'SHUTDOWN WAIT FOR ALL SLAVES' 2>/dev/null || true
-    kill -TERM "$server" 2>/dev/null || true
-  else
-    kill -KILL "$server" 2>/dev/null || true
   fi
+  kill -TERM "$server" 2>/dev/null || true
   tries=0
   while kill -0 "$server" 2>/dev/null; do
     tries=$((tries + 1))

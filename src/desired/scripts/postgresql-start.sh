@@ -356,16 +356,11 @@ position() {
 lsn_number() { echo "$(((0x${1%/*} << 32) + 0x${1#*/}))"; }
 
 # Ends recovery once everything received is replayed; the roles and database
-# are applied as at a primary's start. A promotion cut short can be run again.
+# are applied as at a primary's start.
 promote() {
-  case "$(current_role)" in
-    replica | primary) ;;
-    *) log "promote: this pod is $(current_role), not a replica"; exit 1 ;;
-  esac
+  [ "$(current_role)" = replica ] || { log "promote: this pod is $(current_role), not a replica"; exit 1; }
   set_role primary
-  if [ "$(local_value 'SELECT pg_is_in_recovery()')" = t ]; then
-    [ "$(local_value 'SELECT pg_promote(true, 60)')" = t ] || { log "promote: recovery did not end within 60 s"; exit 1; }
-  fi
+  [ "$(local_value 'SELECT pg_promote(true, 60)')" = t ] || { log "promote: recovery did not end within 60 s"; exit 1; }
   serve_primary
 }
 
