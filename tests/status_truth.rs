@@ -489,7 +489,6 @@ fn role_without_service_writes(namespace: &str, user: &str) -> String {
         "persistentvolumeclaims",
         "pods",
         "pods/log",
-        "pods/exec",
         "events",
         "deployments",
         "statefulsets",

@@ -661,12 +661,6 @@ pub struct ManagedDatabase {
     #[serde(default = "default_max_lag")]
     #[schemars(range(min = 1, max = 86400))]
     pub max_replica_lag_seconds: i32,
-    /// Seconds the primary may stay not ready, or gone, before the operator
-    /// fails over to the ready replica that received the most. A primary back
-    /// sooner (a restarted container) stays the primary.
-    #[serde(default = "default_failover_delay")]
-    #[schemars(range(min = 1, max = 3600))]
-    pub failover_delay_seconds: i32,
     /// Replicas that must have each commit before the primary acknowledges it
     /// (0, the default: asynchronous). From 1, a write acknowledged to the app
     /// survives the loss of the primary; in exchange each commit waits for a
@@ -703,10 +697,6 @@ impl ManagedDatabase {
 
 fn is_zero(value: &i32) -> bool {
     *value == 0
-}
-
-fn default_failover_delay() -> i32 {
-    5
 }
 
 fn default_db_replicas() -> i32 {

@@ -5,24 +5,22 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 
 use super::Settings;
-use super::apply::{Applier, failover, roles, unserved};
+use super::apply::{Applier, roles, unserved};
 use super::error::{ApiError, Error, Fault};
 use super::observe::primary::{self, PrimaryLogs};
 use super::observe::{self, references, refused};
 use super::plan;
-use super::plan::primary::Election;
 use super::prune::Pruner;
 use super::report::{Reporter, Trouble};
 use super::runtime::cache::ChildCaches;
 use super::runtime::metrics::Metrics;
 use super::runtime::pacing::ClusterKey;
 use crate::api::WebCluster;
-use crate::desired::{self, ROLE_LABEL, ROLE_PRIMARY};
+use crate::desired;
 
 /// Shared state of the reconciles: the caches and what each step keeps.
 pub struct Context {
@@ -31,8 +29,6 @@ pub struct Context {
     caches: ChildCaches,
     applier: Applier,
     primary_logs: PrimaryLogs,
-    /// The database primary each WebCluster's last failover promoted, by uid.
-    promoted: Mutex<HashMap<String, String>>,
     pruner: Pruner,
     reporter: Reporter,
     metrics: Arc<Metrics>,
@@ -46,7 +42,6 @@ impl Context {
         Self {
             applier: Applier::new(client.clone(), metrics.clone()),
             primary_logs: PrimaryLogs::default(),
-            promoted: Mutex::new(HashMap::new()),
             pruner: Pruner::new(client.clone(), metrics.clone()),
             reporter: Reporter::new(client.clone(), settings.status_interval),
             client,
@@ -63,9 +58,6 @@ impl Context {
             self.applier.forget(&uid);
             self.primary_logs.forget(&uid);
             self.pruner.forget(&uid);
-            if let Ok(mut promoted) = self.promoted.lock() {
-                promoted.remove(&uid);
-            }
         }
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(&key(cluster));
@@ -82,51 +74,6 @@ impl Context {
         self.applier.retain(live);
         self.primary_logs.retain(live);
         self.pruner.retain(live);
-        if let Ok(mut promoted) = self.promoted.lock() {
-            promoted.retain(|uid, _| live.contains(uid));
-        }
-    }
-
-    /// The primary the last failover promoted while the caches do not show
-    /// its label yet; from then on the labels tell (a person may move them).
-    fn promoted(&self, namespace: &str, uid: &str) -> Option<String> {
-        let mut promoted = self.promoted.lock().ok()?;
-        let pod = promoted.get(uid)?.clone();
-        if self.caches.pod_has_label(namespace, &pod, ROLE_LABEL, ROLE_PRIMARY) == Some(true) {
-            promoted.remove(uid);
-            return None;
-        }
-        Some(pod)
-    }
-
-    /// Fails `cluster`'s database over as `election` says (nothing unless it
-    /// says so), records the Event, and returns the new primary.
-    async fn fail_over(
-        &self,
-        cluster: &WebCluster,
-        (namespace, name, uid): (&str, &str, &str),
-        election: Option<Election>,
-    ) -> Option<String> {
-        let Some(Election::FailOver { from, candidates }) = election else { return None };
-        let engine = cluster.spec.database.as_ref()?.engine;
-        let database =
-            failover::Database { client: &self.client, namespace, cluster: name, port: desired::database_port(engine) };
-        tracing::warn!(namespace, name, primary = %from, ?candidates, "the database primary is not ready: failing over");
-        let outcome = database.fail_over(&from, &candidates).await;
-        self.reporter.failover(cluster, &from, &outcome).await;
-        match outcome {
-            Ok(promotion) => {
-                tracing::info!(namespace, name, from = %from, to = %promotion.to, took = ?promotion.took, "failed over");
-                if let Ok(mut promoted) = self.promoted.lock() {
-                    promoted.insert(uid.to_string(), promotion.to.clone());
-                }
-                Some(promotion.to)
-            }
-            Err(error) => {
-                tracing::warn!(namespace, name, from = %from, %error, "the failover did not end");
-                None
-            }
-        }
     }
 }
 
@@ -164,10 +111,7 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     let attempts = ctx.attempts(cluster);
 
     let cluster_id = (namespace, name, uid);
-    let promoted = ctx.promoted(namespace, uid);
-    let observed =
-        observe::snapshot(&ctx.client, (&ctx.caches, &ctx.primary_logs), cluster, cluster_id, promoted.as_deref());
-    let mut snapshot = match observed.await {
+    let snapshot = match observe::snapshot(&ctx.client, &ctx.caches, &ctx.primary_logs, cluster, cluster_id).await {
         Ok(snapshot) => snapshot,
         Err(error) => {
             // No failure is silent: Ready, Reconciling and Stalled say what failed.
@@ -176,25 +120,15 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
             return Err(Error::Observe(error));
         }
     };
-    let mut planned = plan::plan(cluster, &snapshot);
-    let election = plan::primary::of_cluster(cluster, &snapshot, Timestamp::now());
-    let failover_wait = match &election {
-        Some(Election::Wait { left, .. }) => Some(*left),
-        _ => None,
-    };
-    if let Some(primary) = ctx.fail_over(cluster, cluster_id, election).await {
-        planned.plan.database_primary = Some(primary.clone());
-        snapshot.database_primary = Some(primary);
-    }
+    let planned = plan::plan(cluster, &snapshot);
     let children = desired::children(cluster, &planned.plan)?;
     let (children, unserved) = unserved::split(&ctx.caches, children, namespace);
     let waits_for_crd = !unserved.is_empty();
     let mut outcome = ctx.applier.apply(&ctx.caches, &children, namespace, uid).await;
     outcome.failures.extend(unserved);
     if let Some(managed) = cluster.spec.database.as_ref().and_then(|db| db.managed.as_ref())
-        && let Some(primary) = &planned.plan.database_primary
         && let Err(error) =
-            roles::label_database_pods(&ctx.client, &ctx.caches, namespace, name, managed.pods(), primary).await
+            roles::label_database_replicas(&ctx.client, &ctx.caches, namespace, name, managed.replicas).await
     {
         outcome.failures.push(error);
     }
@@ -253,10 +187,6 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     // A primary that refuses, or a database pod not ready, changes nothing the operator watches.
     if snapshot.primary.as_ref().is_some_and(|reading| reading.logs_seen) {
         next = next.min(primary::RECHECK);
-    }
-    // A primary not ready is failed over when its delay ends, if it is not back by then.
-    if let Some(left) = failover_wait {
-        next = next.min(left);
     }
     Ok(Action::requeue(next))
 }

@@ -1,9 +1,6 @@
 //! The apply step: server-side apply of the desired children, skipping those
-//! that still match what was applied last; [`roles`] labels the database
-//! pods, [`failover`] moves the primary role through the pods' [`agent`].
+//! that still match what was applied last; [`roles`] labels the database replicas.
 
-pub mod agent;
-pub mod failover;
 pub mod roles;
 pub mod unserved;
 

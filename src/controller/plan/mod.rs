@@ -2,7 +2,6 @@
 //! and the snapshot. The builder gets [`Planned::plan`]; the status gets
 //! [`Planned::rollout`], so both see the same migration phase and first-rollout state.
 
-pub mod primary;
 mod rollout;
 mod secrets;
 

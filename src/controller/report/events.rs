@@ -1,7 +1,6 @@
 //! Kubernetes Events on meaningful transitions: a condition that flips, not
 //! every reconcile. The recorder aggregates repeats into series.
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
@@ -9,7 +8,6 @@ use kube::{Resource, ResourceExt};
 use super::conditions::{ConditionType, Reason, Verdict};
 use super::text::{EVENT_NOTE_MAX, cut};
 use crate::api::WebCluster;
-use crate::controller::apply::failover::{FailoverError, Promotion};
 
 /// An Event for each condition whose status changed between `before` (the
 /// conditions as written) and `after` (the new verdicts), and a Warning for
@@ -68,37 +66,6 @@ fn event_for(kind: ConditionType, v: &Verdict, first: bool) -> Option<Event> {
         (_, true, _) => return None,
     };
     Some(event(type_, reason.into(), kind, v))
-}
-
-/// The Event of a failover from `from`: what became of it, with its figures.
-/// It relates to the pod promoted (or `from`, when none was): the recorder
-/// counts repeats of one Event, so each new primary gets an Event of its own.
-pub fn failover(namespace: &str, from: &str, outcome: &Result<Promotion, FailoverError>) -> Event {
-    let (type_, reason, note) = match outcome {
-        Ok(done) => {
-            let fenced =
-                done.unfenced.as_ref().map_or_else(|| "fenced".to_string(), |why| format!("not fenced ({why})"));
-            let note = format!(
-                "{from} was not ready: {} (position {}) promoted in {:.1} s; {from} {fenced}; {} replica(s) repointed",
-                done.to,
-                done.position,
-                done.took.as_secs_f64(),
-                done.repointed
-            );
-            (EventType::Normal, "FailedOver", note)
-        }
-        Err(error) => (EventType::Warning, "FailoverFailed", format!("{from} was not ready: {error}")),
-    };
-    let pod = outcome.as_ref().map_or(from, |done| done.to.as_str());
-    let related = ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
-        name: Some(pod.into()),
-        namespace: Some(namespace.into()),
-        ..ObjectReference::default()
-    };
-    let note = Some(cut(&note, EVENT_NOTE_MAX));
-    Event { type_, reason: reason.into(), note, action: "Failover".into(), secondary: Some(related) }
 }
 
 /// Publishes events; a failure to record one is logged, never fatal.

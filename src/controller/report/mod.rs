@@ -17,7 +17,6 @@ use kube::runtime::events::{Recorder, Reporter as EventReporter};
 use kube::{Api, Client};
 use serde_json::json;
 
-use super::apply::failover::{FailoverError, Promotion};
 use super::error::ApiError;
 use super::observe::Snapshot;
 use super::plan::Rollout;
@@ -70,12 +69,6 @@ impl Reporter {
             Some(computed) => self.write(cluster, key, computed).await.map(|_| ()),
             None => Ok(()),
         }
-    }
-
-    /// Records the Event of a failover from `from`.
-    pub async fn failover(&self, cluster: &WebCluster, from: &str, outcome: &Result<Promotion, FailoverError>) {
-        let namespace = cluster.metadata.namespace.as_deref().unwrap_or_default();
-        events::publish(&self.recorder, cluster, vec![events::failover(namespace, from, outcome)]).await;
     }
 
     async fn write(

@@ -88,9 +88,7 @@ pub fn urgent(before: Option<&WebClusterStatus>, after: &WebClusterStatus) -> bo
     let key = |status: &WebClusterStatus, kind: ConditionType| {
         status.conditions.iter().find(|c| c.type_ == kind.as_str()).map(|c| (c.status.clone(), c.reason.clone()))
     };
-    let primary = |status: &WebClusterStatus| status.database.as_ref().and_then(|d| d.primary.clone());
     before.observed_generation != after.observed_generation
-        || primary(before) != primary(after)
         || [ConditionType::Ready, ConditionType::Stalled].into_iter().any(|kind| key(before, kind) != key(after, kind))
 }
 
@@ -253,7 +251,7 @@ fn database_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
         (Some(managed), _) => {
             let cluster_name = cluster.metadata.name.as_deref().unwrap_or_default();
             if let Some(refusal) = snapshot.primary.as_ref().and_then(|r| r.refusal.as_ref()) {
-                let pod = snapshot.database_primary.clone().unwrap_or_else(|| names::database_primary(cluster_name));
+                let pod = names::database_primary(cluster_name);
                 return verdict(false, Reason::PrimaryRefuses, format!("{pod} refuses to serve: {refusal}"));
             }
             stateful_verdict(&names::database(cluster_name), snapshot.database.as_ref(), managed.pods(), "database")
@@ -380,7 +378,7 @@ fn database_status(cluster: &WebCluster, snapshot: &Snapshot) -> Option<Database
             DatabaseStatus {
                 write_service: Some(names::database_write(name)),
                 read_service: Some(names::database_read(name)),
-                primary: Some(snapshot.database_primary.clone().unwrap_or_else(|| names::database_primary(name))),
+                primary: Some(names::database_primary(name)),
                 identity: snapshot.database_identity.clone(),
                 ready_replicas: ready,
                 replicas: desired,

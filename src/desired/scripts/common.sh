@@ -3,47 +3,19 @@
 log() { echo "webcluster-db: $*" >&2; }
 
 # The role this pod starts in: the operator's (DB_ROLE, the pod's role label
-# when the container started); for a pod not labelled yet, the primary the
-# operator elected last ($DB_CONFIG_DIR/primary) or, before any election, the
-# first rollout's: DB_PRIMARY_POD is the primary, every other pod a replica.
-# A pod fenced before its label said so (a pod created anew while the
-# operator failed over) starts as a replica.
+# when the container started) or, before the operator gave one, the first
+# rollout's: DB_PRIMARY_POD is the primary, every other pod a replica.
 start_role() {
   case "${DB_ROLE:-}" in
     primary | replica) echo "$DB_ROLE" ;;
-    *)
-      elected=$(cat "$DB_CONFIG_DIR/primary" 2>/dev/null || echo "$DB_PRIMARY_POD")
-      if [ "$DB_POD_NAME" = "$elected" ] && [ ! -e "$DB_SOCKET_DIR/fenced" ]; then echo primary; else echo replica; fi
-      ;;
-  esac
-}
-
-# Runs the agent command $1 of the engine's start.sh (start when none) with
-# its arguments.
-run_command() {
-  command=${1:-start}
-  [ $# -eq 0 ] || shift
-  case "$command" in
-    start | position | promote) "$command" ;;
-    fence) fence "${1:-}" ;;
-    follow) follow "${1:?follow HOST PORT}" "${2:?follow HOST PORT}" ;;
-    *)
-      log "unknown command $command (start, position, promote, follow HOST PORT, fence [planned])"
-      exit 2
-      ;;
+    *) if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then echo primary; else echo replica; fi ;;
   esac
 }
 
 # The role the server has now (primary, replica, or fenced), which the probe
 # and the start script's watch read: promote and fence change it while the
 # server runs.
-set_role() {
-  replace_file "$DB_SOCKET_DIR/role" "$1"
-  case "$1" in
-    fenced) : >"$DB_SOCKET_DIR/fenced" ;;
-    primary) rm -f "$DB_SOCKET_DIR/fenced" ;;
-  esac
-}
+set_role() { replace_file "$DB_SOCKET_DIR/role" "$1"; }
 current_role() { cat "$DB_SOCKET_DIR/role" 2>/dev/null || echo starting; }
 
 # The primary a replica follows ($PRIMARY_HOST and $PRIMARY_PORT): the
@@ -73,27 +45,6 @@ wait_server() {
 pause() {
   sleep "$1" &
   wait $! || true
-}
-
-# Like pause; the agent ends (exit 0) once it is stopped: its container ends.
-pause_or_stop() {
-  pause "$1"
-  [ -z "$stopping" ] || exit 0
-}
-
-# The agent's own process, which `fence` stops (end_agent_soon) wherever
-# the start is: the pod's container ends and starts again in the role of its
-# label.
-agent_started() {
-  echo $$ >"$DB_SOCKET_DIR/agent.pid"
-  trap 'stopping=1' TERM INT
-}
-# In a second, once the command that fenced has answered.
-end_agent_soon() {
-  (
-    sleep 1
-    kill -TERM "$(cat "$DB_SOCKET_DIR/agent.pid" 2>/dev/null)" 2>/dev/null || true
-  ) >/dev/null 2>&1 &
 }
 
 # A primary whose data directory is empty initialises a new one only when
@@ -143,7 +94,7 @@ guard_empty_primary() {
         return 0
       fi
       log "REFUSING to initialise an empty primary: this WebCluster's data ($recorded, status.database.identity) is on no replica that answers. The data directory of $DB_POD_NAME is empty (its volume claim was lost or replaced); see docs/database.md (Recovering an empty primary)"
-      pause_or_stop 15
+      pause 15
       continue
     fi
     if [ "$holders" -gt 0 ] && [ "$silent" -eq 0 ] && [ -e "$DB_DATA_DIR/webcluster-restore" ]; then
@@ -152,7 +103,7 @@ guard_empty_primary() {
       restore_from $best
       return 0
     fi
-    pause_or_stop 15
+    pause 15
   done
 }
 

@@ -108,7 +108,7 @@ wait_local() {
     kill -0 "$pid" 2>/dev/null || { log "the server exited"; exit 1; }
     tries=$((tries + 1))
     [ "$tries" -lt "$WAIT_SECONDS" ] || { log "server did not start"; exit 1; }
-    pause_or_stop 1
+    sleep 1
   done
 }
 
@@ -118,15 +118,13 @@ wait_primary() {
   until load_primary && primary_value 'SELECT 1' >/dev/null 2>&1; do
     tries=$((tries + 1))
     [ "$tries" -lt "$WAIT_SECONDS" ] || { log "gave up waiting for the primary $PRIMARY_HOST"; exit 1; }
-    pause_or_stop 1
+    sleep 1
   done
 }
 
 # Runs the server in the background; SIGTERM (how Kubernetes stops a pod)
 # shuts it down cleanly.
 start_server() {
-  # Stopped (fenced) before the server started: it must not start.
-  [ -z "$stopping" ] || exit 0
   mariadbd --defaults-file="$DB_CONFIG_DIR/my.cnf" --datadir="$DATADIR" --socket="$SOCKET" \
     --port="$DB_PORT" --server-id="$SERVER_ID" --pid-file="$DB_SOCKET_DIR/mariadb.pid" \
     --tmpdir="$DB_SOCKET_DIR" --gtid-domain-id="$(cat "$DOMAIN_FILE" 2>/dev/null || echo 0)" "$@" &
@@ -365,7 +363,6 @@ start() {
   # The probe's record of the primary's positions: a replica is ready only once
   # it has caught up since this start.
   rm -f "$CONFIGURED" "$DB_SOCKET_DIR/primary-positions"
-  agent_started
   role=$(start_role)
   set_role "$role"
   record_primary "$DB_PRIMARY_HOST" "${DB_PRIMARY_PORT:-$DB_PORT}"
@@ -430,7 +427,7 @@ follow() {
 fence() {
   set_role fenced
   local_sql -e 'SET GLOBAL read_only = ON' 2>/dev/null || true
-  server=$(cat "$DB_SOCKET_DIR/mariadb.pid" 2>/dev/null) || { end_agent_soon; return 0; }
+  server=$(cat "$DB_SOCKET_DIR/mariadb.pid" 2>/dev/null) || return 0
   if [ "${1:-}" = planned ]; then
     MYSQL_PWD="$DB_SUPERUSER_PASSWORD" timeout 30 mariadb --protocol=socket -S "$SOCKET" -uroot \
       -e 'SHUTDOWN WAIT FOR ALL SLAVES' 2>/dev/null || true
@@ -442,8 +439,14 @@ fence() {
     [ "$tries" -lt 300 ] || kill -KILL "$server" 2>/dev/null || true
     sleep 0.2
   done
-  end_agent_soon
   log "fenced: the server is stopped; it restarts in the role the operator gives it"
 }
 
-run_command "$@"
+command=${1:-start}
+[ $# -eq 0 ] || shift
+case "$command" in
+  start | position | promote) "$command" ;;
+  fence) fence "${1:-}" ;;
+  follow) follow "${1:?follow HOST PORT}" "${2:?follow HOST PORT}" ;;
+  *) log "unknown command $command (start, position, promote, follow HOST PORT, fence [planned])"; exit 2 ;;
+esac

@@ -50,15 +50,13 @@ wait_for() {
   until pg_isready -q -h "$1" -p "$2" -U "$3" -d postgres; do
     tries=$((tries + 1))
     [ "$tries" -lt "$WAIT_SECONDS" ] || { log "gave up waiting for $1:$2"; exit 1; }
-    pause_or_stop 1
+    sleep 1
   done
 }
 
 # Runs the server in the background; SIGTERM (how Kubernetes stops a pod)
 # becomes a fast shutdown, which does not wait for clients to disconnect.
 start_server() {
-  # Stopped (fenced) before the server started: it must not start.
-  [ -z "$stopping" ] || exit 0
   postgres -D "$PGDATA" -c config_file="$DB_CONFIG_DIR/postgresql.conf" \
     -c hba_file="$DB_CONFIG_DIR/pg_hba.conf" -c port="$DB_PORT" \
     -c unix_socket_directories="$DB_SOCKET_DIR" "$@" &
@@ -170,7 +168,7 @@ run_primary() {
   until [ "$(local_value 'SELECT pg_is_in_recovery()')" = "f" ]; do
     tries=$((tries + 1))
     [ "$tries" -lt "$WAIT_SECONDS" ] || { log "the server stays in recovery"; exit 1; }
-    pause_or_stop 1
+    sleep 1
   done
   serve_primary
   wait_server
@@ -384,10 +382,9 @@ follow() {
 # replicas have every WAL record written, so it loses nothing.
 fence() {
   set_role fenced
-  [ -e "$PGDATA/postmaster.pid" ] || { end_agent_soon; return 0; }
+  [ -e "$PGDATA/postmaster.pid" ] || return 0
   if [ "${1:-}" = planned ]; then mode=fast; else mode=immediate; fi
   pg_ctl stop -D "$PGDATA" -m "$mode" -w -t 60 >&2
-  end_agent_soon
   log "fenced: the server is stopped; it restarts in the role the operator gives it"
 }
 
@@ -399,10 +396,16 @@ start() {
   # The probe's record of the primary's positions: a replica is ready only once
   # it has caught up since this start.
   rm -f "$CONFIGURED" "$DB_SOCKET_DIR/primary-positions"
-  agent_started
   role=$(start_role)
   set_role "$role"
   if [ "$role" = primary ]; then run_primary; else run_replica; fi
 }
 
-run_command "$@"
+command=${1:-start}
+[ $# -eq 0 ] || shift
+case "$command" in
+  start | position | promote) "$command" ;;
+  fence) fence "${1:-}" ;;
+  follow) follow "${1:?follow HOST PORT}" "${2:?follow HOST PORT}" ;;
+  *) log "unknown command $command (start, position, promote, follow HOST PORT, fence [planned])"; exit 2 ;;
+esac
