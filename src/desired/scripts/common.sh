@@ -12,6 +12,22 @@ start_role() {
   esac
 }
 
+# Runs the agent command $1 of the engine's start.sh (start when none) with
+# its arguments.
+run_command() {
+  command=${1:-start}
+  [ $# -eq 0 ] || shift
+  case "$command" in
+    start | position | promote) "$command" ;;
+    fence) fence "${1:-}" ;;
+    follow) follow "${1:?follow HOST PORT}" "${2:?follow HOST PORT}" ;;
+    *)
+      log "unknown command $command (start, position, promote, follow HOST PORT, fence [planned])"
+      exit 2
+      ;;
+  esac
+}
+
 # The role the server has now (primary, replica, or fenced), which the probe
 # and the start script's watch read: promote and fence change it while the
 # server runs.

@@ -442,11 +442,4 @@ fence() {
   log "fenced: the server is stopped; it restarts in the role the operator gives it"
 }
 
-command=${1:-start}
-[ $# -eq 0 ] || shift
-case "$command" in
-  start | position | promote) "$command" ;;
-  fence) fence "${1:-}" ;;
-  follow) follow "${1:?follow HOST PORT}" "${2:?follow HOST PORT}" ;;
-  *) log "unknown command $command (start, position, promote, follow HOST PORT, fence [planned])"; exit 2 ;;
-esac
+run_command "$@"

@@ -401,11 +401,4 @@ start() {
   if [ "$role" = primary ]; then run_primary; else run_replica; fi
 }
 
-command=${1:-start}
-[ $# -eq 0 ] || shift
-case "$command" in
-  start | position | promote) "$command" ;;
-  fence) fence "${1:-}" ;;
-  follow) follow "${1:?follow HOST PORT}" "${2:?follow HOST PORT}" ;;
-  *) log "unknown command $command (start, position, promote, follow HOST PORT, fence [planned])"; exit 2 ;;
-esac
+run_command "$@"
