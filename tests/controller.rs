@@ -118,20 +118,23 @@ async fn role_label(pods: &Api<Pod>, pod: &str) -> Option<String> {
     pods.get(pod).await.ok()?.labels().get(ROLE_LABEL).cloned()
 }
 
-/// Replicas carry the label the read-only Service selects; the primary needs none.
+/// The first rollout's primary (pod 0) and the replicas carry the labels the
+/// read-write and read-only Services select.
 async fn assert_role_labels(ns: &TestNamespace, name: &str, replicas: i32) {
     let pods = ns.api::<Pod>();
-    for ordinal in 1..=replicas {
+    for ordinal in 0..=replicas {
         let pod = format!("{name}-db-{ordinal}");
-        wait_for(&format!("{pod} labelled a replica"), Duration::from_secs(30), || async {
-            role_label(&pods, &pod).await.as_deref() == Some("replica")
+        let role = if ordinal == 0 { "primary" } else { "replica" };
+        wait_for(&format!("{pod} labelled {role}"), Duration::from_secs(30), || async {
+            role_label(&pods, &pod).await.as_deref() == Some(role)
         })
         .await;
     }
-    assert_eq!(role_label(&pods, &format!("{name}-db-0")).await, None, "the primary is selected by pod name");
-    let read = ns.api::<Service>().get(&format!("{name}-db-ro")).await.expect("the read-only Service");
-    let selector = read.spec.and_then(|s| s.selector).unwrap_or_default();
-    assert_eq!(selector.get(ROLE_LABEL).map(String::as_str), Some("replica"), "{name}-db-ro selects replicas");
+    for (service, role) in [("rw", "primary"), ("ro", "replica")] {
+        let found = ns.api::<Service>().get(&format!("{name}-db-{service}")).await.expect("a database Service");
+        let selector = found.spec.and_then(|s| s.selector).unwrap_or_default();
+        assert_eq!(selector.get(ROLE_LABEL).map(String::as_str), Some(role), "{name}-db-{service} selects the {role}");
+    }
 }
 
 #[tokio::test]

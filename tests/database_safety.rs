@@ -194,6 +194,8 @@ async fn database_safety(engine: &str) {
                     "healthCheck": {"path": "/", "initialDelaySeconds": 0, "periodSeconds": 3}},
             "database": {"engine": engine, "managed": {
                 "replicas": 1, "maxReplicaLagSeconds": 10,
+                // The empty primary's refusal is what this shows, not a failover.
+                "failoverDelaySeconds": 3600,
                 "storage": {"size": "1Gi", "storageClassName": world.storage.class()},
                 "pod": real_node_placement(),
             }},

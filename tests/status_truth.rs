@@ -489,6 +489,7 @@ fn role_without_service_writes(namespace: &str, user: &str) -> String {
         "persistentvolumeclaims",
         "pods",
         "pods/log",
+        "pods/exec",
         "events",
         "deployments",
         "statefulsets",

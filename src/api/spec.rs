@@ -614,6 +614,13 @@ const SYNCHRONOUS_RULE: &str =
 /// What [`SYNCHRONOUS_RULE`] tells.
 pub const SYNCHRONOUS_MESSAGE: &str = "spec.database.managed.synchronousReplicas: must not exceed replicas (a write would wait for replicas that do not exist)";
 
+/// A switchover goes to a pod that exists.
+const SWITCHOVER_RULE: &str =
+    "!has(self.switchover) || self.switchover.pod <= (has(self.replicas) ? self.replicas : 1)";
+/// What [`SWITCHOVER_RULE`] tells.
+pub const SWITCHOVER_MESSAGE: &str =
+    "spec.database.managed.switchover.pod: must be a database pod's ordinal, from 0 to replicas";
+
 /// What the unique-users rule tells.
 pub const EXTRA_USERS_MESSAGE: &str = "spec.database.managed.databases: each user must appear once";
 
@@ -622,6 +629,7 @@ pub const EXTRA_USERS_MESSAGE: &str = "spec.database.managed.databases: each use
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new(EXTRA_DIFFERS_RULE).message(EXTRA_DIFFERS_MESSAGE))]
 #[x_kube(validation = Rule::new(SYNCHRONOUS_RULE).message(SYNCHRONOUS_MESSAGE))]
+#[x_kube(validation = Rule::new(SWITCHOVER_RULE).message(SWITCHOVER_MESSAGE))]
 pub struct ManagedDatabase {
     /// Image. Defaults to the official `postgres` or `mariadb` image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -661,6 +669,12 @@ pub struct ManagedDatabase {
     #[serde(default = "default_max_lag")]
     #[schemars(range(min = 1, max = 86400))]
     pub max_replica_lag_seconds: i32,
+    /// Seconds the primary may stay not ready, or gone, before the operator
+    /// fails over to the ready replica that received the most. A primary back
+    /// sooner (a restarted container) stays the primary.
+    #[serde(default = "default_failover_delay")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub failover_delay_seconds: i32,
     /// Replicas that must have each commit before the primary acknowledges it
     /// (0, the default: asynchronous). From 1, a write acknowledged to the app
     /// survives the loss of the primary; in exchange each commit waits for a
@@ -670,9 +684,28 @@ pub struct ManagedDatabase {
     #[serde(default, skip_serializing_if = "is_zero")]
     #[schemars(range(min = 0, max = 8))]
     pub synchronous_replicas: i32,
+    /// A planned switchover of the primary to another pod, carried out once
+    /// per `request` (status.database.lastSwitchover names the last one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover: Option<Switchover>,
     /// Where the database pods run: node selector, tolerations, affinity, priority class, topology spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodPlacement>,
+}
+
+/// A planned switchover: the primary stops taking writes, `pod` receives
+/// everything it wrote, and only then is `pod` promoted; no committed write
+/// is lost. A request, not a pinned primary: a later automatic failover is
+/// not undone, and applying the same manifest again does nothing.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Switchover {
+    /// The database pod to become the primary, by ordinal (0 to `replicas`).
+    #[schemars(range(min = 0, max = 8))]
+    pub pod: i32,
+    /// Names this request (a date, a ticket): a new value asks again.
+    #[schemars(length(min = 1, max = 63))]
+    pub request: String,
 }
 
 /// One more database of a managed server, with its own user.
@@ -697,6 +730,10 @@ impl ManagedDatabase {
 
 fn is_zero(value: &i32) -> bool {
     *value == 0
+}
+
+fn default_failover_delay() -> i32 {
+    5
 }
 
 fn default_db_replicas() -> i32 {

@@ -72,12 +72,38 @@ pub struct DatabaseStatus {
     /// directory refuses to initialise a new database (docs/database.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// The last change of primary the operator made: a failover or a switchover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_primary_change: Option<PrimaryChange>,
+    /// The switchover request (spec.database.managed.switchover.request)
+    /// handled last: carried out, or found done already. Each is handled once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_switchover: Option<String>,
     /// Database pods that are ready (primary included).
     pub ready_replicas: i32,
     /// Database pods asked for (primary included).
     pub replicas: i32,
     /// `engine ready/desired` or `engine external`, for `kubectl get`.
     pub summary: String,
+}
+
+/// One change of the database primary.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrimaryChange {
+    /// `Failover` (the primary was not ready) or `Switchover` (asked for).
+    pub kind: String,
+    /// The primary before.
+    pub from: String,
+    /// The primary after.
+    pub to: String,
+    /// The new primary's position when it was chosen: WAL received (a byte
+    /// position) for PostgreSQL, the GTID sequence number for MariaDB.
+    pub position: i64,
+    /// Milliseconds from the decision to the end of the promotion.
+    pub duration_millis: i64,
+    /// When the promotion ended.
+    pub time: Time,
 }
 
 /// Figures of the cache.

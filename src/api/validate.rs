@@ -19,7 +19,7 @@ use super::formats::{
 use super::{
     DatabaseEngine, DatabaseSpec, EXTRA_DIFFERS_MESSAGE, EXTRA_RESERVED_MESSAGE, EXTRA_USERS_MESSAGE, ExtraDatabase,
     INVALIDATE_TOKEN_MESSAGE, MAX_CRONJOB_NAME_LENGTH, MAX_NAME_LENGTH, MAX_UNAVAILABLE_MESSAGE, ManagedDatabase,
-    RESERVED_DATABASE_NAMES, RESERVED_USERS, SEMI_SYNC_MESSAGE, SYNCHRONOUS_MESSAGE, WebCluster,
+    RESERVED_DATABASE_NAMES, RESERVED_USERS, SEMI_SYNC_MESSAGE, SWITCHOVER_MESSAGE, SYNCHRONOUS_MESSAGE, WebCluster,
 };
 
 /// One field that breaks a rule.
@@ -363,7 +363,7 @@ pub fn check_rules(cluster: &WebCluster) -> Vec<FieldError> {
     errors
 }
 
-/// The CEL rules of `spec.database.managed.synchronousReplicas`, as their messages.
+/// The CEL rules of `spec.database.managed` on replica counts (synchronousReplicas, switchover), as their messages.
 fn synchronous_errors(database: &DatabaseSpec) -> Vec<&'static str> {
     let Some(managed) = &database.managed else { return Vec::new() };
     let mut errors = Vec::new();
@@ -372,6 +372,9 @@ fn synchronous_errors(database: &DatabaseSpec) -> Vec<&'static str> {
     }
     if database.engine == DatabaseEngine::Mariadb && managed.synchronous_replicas > 1 {
         errors.push(SEMI_SYNC_MESSAGE);
+    }
+    if managed.switchover.as_ref().is_some_and(|s| s.pod > managed.replicas) {
+        errors.push(SWITCHOVER_MESSAGE);
     }
     errors
 }

@@ -5,15 +5,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 
 use super::Settings;
+use super::apply::failovers::Failovers;
 use super::apply::{Applier, roles, unserved};
 use super::error::{ApiError, Error, Fault};
 use super::observe::primary::{self, PrimaryLogs};
 use super::observe::{self, references, refused};
 use super::plan;
+use super::plan::primary::Election;
 use super::prune::Pruner;
 use super::report::{Reporter, Trouble};
 use super::runtime::cache::ChildCaches;
@@ -29,6 +32,7 @@ pub struct Context {
     caches: ChildCaches,
     applier: Applier,
     primary_logs: PrimaryLogs,
+    failovers: Failovers,
     pruner: Pruner,
     reporter: Reporter,
     metrics: Arc<Metrics>,
@@ -42,6 +46,7 @@ impl Context {
         Self {
             applier: Applier::new(client.clone(), metrics.clone()),
             primary_logs: PrimaryLogs::default(),
+            failovers: Failovers::default(),
             pruner: Pruner::new(client.clone(), metrics.clone()),
             reporter: Reporter::new(client.clone(), settings.status_interval),
             client,
@@ -58,6 +63,7 @@ impl Context {
             self.applier.forget(&uid);
             self.primary_logs.forget(&uid);
             self.pruner.forget(&uid);
+            self.failovers.forget(&uid);
         }
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(&key(cluster));
@@ -74,6 +80,7 @@ impl Context {
         self.applier.retain(live);
         self.primary_logs.retain(live);
         self.pruner.retain(live);
+        self.failovers.retain(live);
     }
 }
 
@@ -111,7 +118,10 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     let attempts = ctx.attempts(cluster);
 
     let cluster_id = (namespace, name, uid);
-    let snapshot = match observe::snapshot(&ctx.client, &ctx.caches, &ctx.primary_logs, cluster, cluster_id).await {
+    let promoted = ctx.failovers.promoted(&ctx.caches, namespace, uid);
+    let observed =
+        observe::snapshot(&ctx.client, (&ctx.caches, &ctx.primary_logs), cluster, cluster_id, promoted.as_deref());
+    let mut snapshot = match observed.await {
         Ok(snapshot) => snapshot,
         Err(error) => {
             // No failure is silent: Ready, Reconciling and Stalled say what failed.
@@ -120,15 +130,31 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
             return Err(Error::Observe(error));
         }
     };
-    let planned = plan::plan(cluster, &snapshot);
+    let mut planned = plan::plan(cluster, &snapshot);
+    let handled = ctx.failovers.switchover_handled(uid);
+    let election = plan::primary::of_cluster(cluster, &snapshot, handled.as_deref(), Timestamp::now());
+    let failover_wait = match &election {
+        Some(Election::Wait { left, .. }) => Some(*left),
+        _ => None,
+    };
+    let changing = ctx.failovers.change_primary((&ctx.client, &ctx.reporter), cluster, cluster_id, election);
+    if let Some(changed) = changing.await {
+        if let Some(primary) = changed.primary {
+            planned.plan.database_primary = Some(primary.clone());
+            snapshot.database_primary = Some(primary);
+        }
+        snapshot.primary_change = changed.change;
+        snapshot.switchover_handled = changed.switchover;
+    }
     let children = desired::children(cluster, &planned.plan)?;
     let (children, unserved) = unserved::split(&ctx.caches, children, namespace);
     let waits_for_crd = !unserved.is_empty();
     let mut outcome = ctx.applier.apply(&ctx.caches, &children, namespace, uid).await;
     outcome.failures.extend(unserved);
     if let Some(managed) = cluster.spec.database.as_ref().and_then(|db| db.managed.as_ref())
+        && let Some(primary) = &planned.plan.database_primary
         && let Err(error) =
-            roles::label_database_replicas(&ctx.client, &ctx.caches, namespace, name, managed.replicas).await
+            roles::label_database_pods(&ctx.client, &ctx.caches, namespace, name, managed.pods(), primary).await
     {
         outcome.failures.push(error);
     }
@@ -187,6 +213,13 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
     // A primary that refuses, or a database pod not ready, changes nothing the operator watches.
     if snapshot.primary.as_ref().is_some_and(|reading| reading.logs_seen) {
         next = next.min(primary::RECHECK);
+    }
+    // A primary not ready is failed over when its delay ends, if it is not back by then.
+    // A former primary is asked what it runs as until it says replica.
+    let infrastructure = (&ctx.client, &ctx.caches, &ctx.reporter);
+    let recheck = ctx.failovers.recheck_former(infrastructure, cluster, cluster_id).await;
+    if let Some(left) = failover_wait.into_iter().chain(recheck).min() {
+        next = next.min(left);
     }
     Ok(Action::requeue(next))
 }

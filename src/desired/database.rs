@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::credentials::{DB_PASSWORD, DB_REPLICATION_PASSWORD, DB_SUPERUSER_PASSWORD, extra_password_key};
-use super::meta::{Component, POD_NAME_LABEL, Parent};
+use super::meta::{Component, Parent};
 use super::pod::{
     config_map_volume, disruption_budget, empty_dir_volume, from_secret, plain, pod_label_env, pod_name_env,
     read_only_container, resources, service_pod, tcp_probe,
@@ -22,10 +22,12 @@ use super::storage::{claim_retention, claim_template};
 use super::{Child, Plan, names};
 use crate::api::{DatabaseEngine, ManagedDatabase};
 
-/// Pod label the controller sets on database replicas (every pod but ordinal 0).
-/// The read-only Service selects `replica`; the read-write one selects the
-/// primary by pod name. A pod's agent starts in the role it names (`DB_ROLE`).
+/// Pod label the controller sets on every database pod: the read-write
+/// Service selects `primary`, the read-only one `replica`, and a pod's agent
+/// starts in the role it names (`DB_ROLE`).
 pub const ROLE_LABEL: &str = "webcluster.io/role";
+/// [`ROLE_LABEL`] value of the primary.
+pub const ROLE_PRIMARY: &str = "primary";
 /// [`ROLE_LABEL`] value of a replica.
 pub const ROLE_REPLICA: &str = "replica";
 /// The replication user's name.
@@ -114,6 +116,11 @@ pub fn objects(parent: &Parent, plan: &Plan) -> Vec<Child> {
     if let Some(identity) = &plan.database_identity {
         files.insert("identity".into(), format!("{identity}\n"));
     }
+    // A pod created after an election starts in the role this names before
+    // the operator labels it (a new pod has no label yet).
+    if let Some(primary) = &plan.database_primary {
+        files.insert("primary".into(), format!("{primary}\n"));
+    }
     vec![
         ConfigMap {
             metadata: parent.meta(names::database_config(parent.name), Component::Database, engine_name(engine)),
@@ -144,7 +151,7 @@ fn default_resources() -> ResourceRequirements {
 
 fn primary_selector(parent: &Parent) -> BTreeMap<String, String> {
     let mut selector = parent.selector_labels(Component::Database);
-    selector.insert(POD_NAME_LABEL.into(), names::database_primary(parent.name));
+    selector.insert(ROLE_LABEL.into(), ROLE_PRIMARY.into());
     selector
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::Resource;
 
-use super::BuildError;
+use super::{BuildError, names};
 use crate::api::{DeletionPolicy, WebCluster, WebClusterSpec};
 
 /// Label keys and values every child carries.
@@ -162,7 +162,7 @@ impl<'a> Parent<'a> {
 
     /// `<pod>.<headless service>.<namespace>.svc`: a pod's stable DNS name.
     pub fn pod_host(&self, pod: &str, headless_service: &str) -> String {
-        format!("{pod}.{headless_service}.{}.svc", self.namespace)
+        names::pod_host(pod, headless_service, self.namespace)
     }
 
     /// `<service>.<namespace>.svc`.

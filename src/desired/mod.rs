@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 pub use app::HOLD_ANNOTATION;
 pub use cache::backend_name as cache_backend_name;
 pub use child::Child;
-pub use database::engine_name;
-pub use database::{ROLE_LABEL, ROLE_REPLICA};
+pub use database::{ROLE_LABEL, ROLE_PRIMARY, ROLE_REPLICA};
+pub use database::{engine_name, port as database_port};
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -61,6 +61,9 @@ pub struct Plan {
     /// The identity of the managed database's data (`status.database.identity`):
     /// pod 0 with an empty data directory refuses to initialise while it is known.
     pub database_identity: Option<String>,
+    /// The database pod the operator elected primary (`None` before any
+    /// election: pod 0 of the first rollout).
+    pub database_primary: Option<String>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -73,6 +76,7 @@ impl std::fmt::Debug for Plan {
             .field("migration_running", &self.migration_running)
             .field("start_migration", &self.start_migration)
             .field("database_identity", &self.database_identity)
+            .field("database_primary", &self.database_primary)
             .field("withhold_credentials", &self.withhold_credentials)
             .finish()
     }
@@ -162,6 +166,7 @@ impl Plan {
             start_migration: true,
             withhold_credentials: false,
             database_identity: None,
+            database_primary: None,
         }
     }
 }

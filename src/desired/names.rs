@@ -50,9 +50,14 @@ pub fn database_pod(cluster: &str, ordinal: i32) -> String {
     stateful_pod(&database(cluster), ordinal)
 }
 
-/// The database primary: ordinal 0.
+/// The first rollout's database primary: ordinal 0 (then the operator elects one).
 pub fn database_primary(cluster: &str) -> String {
     database_pod(cluster, 0)
+}
+
+/// The stable DNS name of `pod` of a StatefulSet behind `headless_service`.
+pub fn pod_host(pod: &str, headless_service: &str, namespace: &str) -> String {
+    format!("{pod}.{headless_service}.{namespace}.svc")
 }
 
 /// The read-write database Service (the primary).

@@ -1,6 +1,6 @@
 //! Failover on loopback (issue 17, the loopback half of "What must show it"):
 //! the commands the operator runs in the database pods (`start.sh position`,
-//! `promote`, `follow HOST PORT`, `fence [planned]`) and the start of a former
+//! `quiesce`, `promote`, `follow HOST PORT`, `fence [planned]`) and the start of a former
 //! primary as a replica, against real servers of both engines.
 
 use std::time::{Duration, Instant};
@@ -148,7 +148,12 @@ fn failover_and_rejoin(engine: Engine) {
     db.wait_row(0, 16, REPLICATION_BOUND);
 
     // A planned switchover back to pod 0: the primary stops taking writes
-    // and hands every record over first, so the target has every row.
+    // (a new session's write is refused) and hands every record over
+    // first, so the target has every row.
+    db.control(1, &["quiesce"]);
+    let mut session = db.connect_within(1, 30 * SECOND);
+    let refused = session.query("INSERT INTO items VALUES (900, 'after quiesce');", 10 * SECOND);
+    assert!(refused.is_err(), "the quiesced primary took a write: {refused:?}");
     db.control(1, &["fence", "planned"]);
     db.wait_exit(1);
     let switchover = db.promote(0);

@@ -541,3 +541,65 @@ pub fn client_pod(name: &str, labels: Value) -> Pod {
     }))
     .expect("a client pod")
 }
+
+/// The drops of a [`Partition`]: everything in and out of the pod's network
+/// namespace but loopback.
+const PARTITION_RULES: [[&str; 5]; 2] = [["INPUT", "!", "-i", "lo", "-j"], ["OUTPUT", "!", "-o", "lo", "-j"]];
+
+/// A network partition of one pod on the real node: the pod lives, its
+/// processes run, and no packet leaves or reaches its network namespace
+/// (kubelet exec still works: it needs no network). Healed by [`Partition::heal`]
+/// or when dropped.
+pub struct Partition {
+    netns: String,
+    healed: bool,
+}
+
+impl Partition {
+    /// Cuts off the pod whose address is `ip`.
+    pub fn cut(ip: &str) -> Self {
+        let netns = netns_of(ip);
+        for rule in PARTITION_RULES {
+            iptables_in(&netns, "-I", &rule).unwrap_or_else(|e| panic!("cutting off {ip}: {e}"));
+        }
+        Self { netns, healed: false }
+    }
+
+    /// Lets the pod's traffic through again.
+    pub fn heal(mut self) {
+        self.lift().unwrap_or_else(|e| panic!("healing the partition of {}: {e}", self.netns));
+    }
+
+    fn lift(&mut self) -> Result<(), String> {
+        self.healed = true;
+        PARTITION_RULES.iter().try_for_each(|rule| iptables_in(&self.netns, "-D", rule))
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        if !self.healed {
+            // The pod's namespace may be gone with it.
+            let _ = self.lift();
+        }
+    }
+}
+
+fn iptables_in(netns: &str, action: &str, rule: &[&str]) -> Result<(), String> {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", netns, "iptables", "-w", action]).args(rule).arg("DROP");
+    let output = command.output().map_err(|e| format!("running ip netns exec {netns} iptables: {e}"))?;
+    if output.status.success() { Ok(()) } else { Err(describe(&format!("iptables {action} in {netns}"), &output)) }
+}
+
+/// The network namespace (`ip netns` name) that holds address `ip`.
+fn netns_of(ip: &str) -> String {
+    let list = Command::new("ip").args(["netns", "list"]).output().expect("running ip netns list");
+    let names = String::from_utf8_lossy(&list.stdout);
+    let holds = |netns: &&str| {
+        let addresses = Command::new("ip").args(["netns", "exec", netns, "ip", "-o", "-4", "addr", "show"]).output();
+        addresses.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(&format!(" {ip}/")))
+    };
+    let found = names.lines().filter_map(|line| line.split_whitespace().next()).find(holds);
+    found.unwrap_or_else(|| panic!("no network namespace holds {ip}: {names}")).to_string()
+}

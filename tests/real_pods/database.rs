@@ -13,7 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::DeleteParams;
-use serde_json::json;
+use serde_json::{Value, json};
 use webcluster::desired::names;
 
 use crate::harness::pods::{
@@ -33,7 +33,7 @@ const REPLICATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Engine {
     /// Command names of the server's processes.
-    fn server_processes(self) -> &'static [&'static str] {
+    pub(crate) fn server_processes(self) -> &'static [&'static str] {
         match self {
             Engine::Postgresql => &["postgres"],
             Engine::Mariadb => &["mariadbd"],
@@ -83,6 +83,23 @@ impl Engine {
     }
 }
 
+/// One app pod and a database of a primary and 2 replicas on the real node,
+/// one replica acknowledging each commit.
+pub(crate) fn replicated_database(test: &RealTest, engine: Engine, failover_delay_seconds: u32) -> Value {
+    json!({
+        "app": real_app(1),
+        "database": {"engine": engine.name(), "managed": {
+            "replicas": 2,
+            "maxReplicaLagSeconds": 5,
+            "synchronousReplicas": 1,
+            "failoverDelaySeconds": failover_delay_seconds,
+            "storage": {"size": "1Gi", "storageClassName": test.storage.class()},
+            "pod": real_node_placement(),
+        }},
+        "deletionPolicy": "Delete",
+    })
+}
+
 /// Runs the client in the app pod with `args`; Ok(its output).
 async fn client(test: &RealTest, app: &str, args: &[&str]) -> Result<String, String> {
     let mut command = vec!["php", "--"];
@@ -124,21 +141,9 @@ async fn database_runs_for_real(engine: Engine) {
     let ns = test.namespace().to_string();
     let client_api = test.ns.client();
     let pods = test.pods();
-    test.apply(
-        CLUSTER,
-        json!({
-            "app": real_app(1),
-            "database": {"engine": engine.name(), "managed": {
-                "replicas": 2,
-                "maxReplicaLagSeconds": 5,
-                "synchronousReplicas": 1,
-                "storage": {"size": "1Gi", "storageClassName": test.storage.class()},
-                "pod": real_node_placement(),
-            }},
-            "deletionPolicy": "Delete",
-        }),
-    )
-    .await;
+    // The primary's server stopped and its pod deleted must come back in place
+    // here (failover: failover.rs).
+    test.apply(CLUSTER, replicated_database(&test, engine, 3600)).await;
     let db: Vec<String> = (0..4).map(|i| names::database_pod(CLUSTER, i)).collect();
     let (primary, replica) = (&db[0], &db[1]);
     let (write_service, read_service) = (names::database_write(CLUSTER), names::database_read(CLUSTER));

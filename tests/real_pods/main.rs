@@ -7,6 +7,9 @@
 //!   the DSNs the operator injects, a replica's receiver stopped and
 //!   restored, a replica added, the primary's server stopped, the primary pod
 //!   deleted;
+//! - failover: both engines, the primary pod deleted while an app pod writes:
+//!   a replica promoted, writes resume, none acknowledged is lost, the old
+//!   primary rejoins as a replica;
 //! - dfs: eZ Platform's DFS metadata through Doctrine DBAL in a second
 //!   database of the managed server, its files on the shared volume;
 //! - cache: every memcached node answers an app pod, a Redis replica serves
@@ -43,6 +46,7 @@ mod harness;
 mod cache;
 mod database;
 mod dfs;
+mod failover;
 mod http_purge;
 mod jobs;
 mod roundcube;

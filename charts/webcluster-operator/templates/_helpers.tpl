@@ -81,6 +81,11 @@ ClusterRole (all namespaces) and the Role (watchNamespace).
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
+# A failover runs the database agent's commands (start.sh position, fence,
+# promote, follow) in the database containers.
+- apiGroups: [""]
+  resources: ["pods/exec"]
+  verbs: ["create"]
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

@@ -1,6 +1,10 @@
 //! The apply step: server-side apply of the desired children, skipping those
-//! that still match what was applied last; [`roles`] labels the database replicas.
+//! that still match what was applied last; [`roles`] labels the database
+//! pods, [`failover`] moves the primary role through the pods' [`agent`].
 
+pub mod agent;
+pub mod failover;
+pub mod failovers;
 pub mod roles;
 pub mod unserved;
 

@@ -13,10 +13,11 @@ use serde::de::DeserializeOwned;
 use self::primary::PrimaryLogs;
 use super::error::ApiError;
 use super::runtime::cache::{CacheOf, Cached, ChildCaches, Packed};
-use crate::api::{SecretKeyRef, WebCluster};
+use crate::api::{PrimaryChange, SecretKeyRef, WebCluster};
 use crate::desired::credentials::{Redacted, generated_keys};
 use crate::desired::{ExternalUrls, names};
 
+pub mod pods;
 pub mod primary;
 pub mod references;
 pub mod refused;
@@ -72,6 +73,14 @@ pub struct Snapshot {
     pub deployment: Option<Deployment>,
     /// The database StatefulSet.
     pub database: Option<StatefulSet>,
+    /// The database pods, by ordinal.
+    pub database_pods: Vec<pods::DatabasePod>,
+    /// The database pod that is the primary now (pods::current_primary).
+    pub database_primary: Option<String>,
+    /// The change of primary this reconcile made, for the status.
+    pub primary_change: Option<PrimaryChange>,
+    /// The switchover request this reconcile handled, for the status.
+    pub switchover_handled: Option<String>,
     /// The primary's log, read while the database is unsettled.
     pub primary: Option<primary::Reading>,
     /// The identity of the database's data: as the primary's log says, else
@@ -116,20 +125,24 @@ fn raise<K: k8s_openapi::Resource + Resource<DynamicType = ()>>(
 /// does not show complete) with GETs.
 pub async fn snapshot(
     client: &Client,
-    caches: &ChildCaches,
-    primary_logs: &PrimaryLogs,
+    (caches, primary_logs): (&ChildCaches, &PrimaryLogs),
     cluster: &WebCluster,
     (namespace, name, uid): (&str, &str, &str),
+    promoted: Option<&str>,
 ) -> Result<Snapshot, ApiError> {
     let spec = &cluster.spec;
     let managed_db = spec.database.as_ref().is_some_and(|db| db.managed.is_some());
     let database: Option<StatefulSet> = managed_db.then(|| cached(caches, namespace, &names::database(name))).flatten();
+    let managed = spec.database.as_ref().and_then(|db| db.managed.as_ref());
+    let database_pods = managed.map_or_else(Vec::new, |m| pods::database_pods(caches, namespace, name, m.pods()));
+    let database_primary = pods::current_primary(&database_pods, cluster, promoted).map(|pod| pod.name.clone());
     let recorded = cluster.status.as_ref().and_then(|s| s.database.as_ref()).and_then(|d| d.identity.clone());
+    let unsettled = database.as_ref().zip(database_primary.as_deref());
     let (credentials, storage, external_db, primary) = futures::try_join!(
         credentials(client, caches, cluster, namespace, name),
         storage(client, caches, cluster, namespace, name),
         external(client, cluster, namespace),
-        primary_logs.read(client, (namespace, name, uid), recorded.as_deref(), database.as_ref()),
+        primary_logs.read(client, (namespace, uid), recorded.as_deref(), unsettled),
     )?;
     let database_identity = primary.as_ref().and_then(|r| r.identity.clone()).or(recorded);
     let (files_claim, s3_credentials_found) = storage;
@@ -146,6 +159,10 @@ pub async fn snapshot(
         s3_credentials_found,
         deployment: cached(caches, namespace, &names::app(name)),
         database,
+        database_pods,
+        database_primary,
+        primary_change: None,
+        switchover_handled: None,
         primary,
         database_identity,
         cache: spec.cache.as_ref().and_then(|_| cached(caches, namespace, &names::cache(name))),

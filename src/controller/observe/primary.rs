@@ -1,7 +1,7 @@
-//! What the database primary (pod 0) says of itself in its log: the identity
+//! What the database primary says of itself in its log: the identity
 //! of its data once it serves (`primary ready on port … (system identifier N)`
 //! or `(GTID domain N)`), or why it refuses to serve (`REFUSING to initialise
-//! …`). Needs `pods/log get` only: no exec, no connection to the database.
+//! …`). Needs `pods/log get` only: no connection to the database.
 //!
 //! The log is read only while something is unsettled (no identity recorded
 //! yet, or a database pod not ready), once per change of the database
@@ -59,26 +59,27 @@ struct Memo {
 }
 
 impl PrimaryLogs {
-    /// The primary's verdict, read again when due; `None` while the database
-    /// is settled (an identity recorded and every pod ready).
+    /// The verdict of the primary `pod` of the StatefulSet `database`, read
+    /// again when due; `None` while the database is settled (an identity
+    /// recorded and every pod ready).
     pub async fn read(
         &self,
         client: &Client,
-        (namespace, name, uid): (&str, &str, &str),
+        (namespace, uid): (&str, &str),
         recorded: Option<&str>,
-        database: Option<&StatefulSet>,
+        database: Option<(&StatefulSet, &str)>,
     ) -> Result<Option<Reading>, ApiError> {
-        let Some(database) = database else { return Ok(None) };
+        let Some((database, pod)) = database else { return Ok(None) };
         if recorded.is_some() && all_ready(database) {
             self.forget(uid);
             return Ok(None);
         }
-        let fingerprint = fingerprint(database);
+        let fingerprint = format!("{pod}/{}", fingerprint(database));
         let memo = self.memo.lock().ok().and_then(|memo| memo.get(uid).cloned());
         if let Some(memo) = memo.filter(|m| !due(m, &fingerprint, Instant::now())) {
             return Ok(Some(memo.reading));
         }
-        let reading = match log_head(client, namespace, &names::database_primary(name)).await? {
+        let reading = match log_head(client, namespace, pod).await? {
             Some(log) => parse(&log),
             None => Reading::default(),
         };

@@ -2,6 +2,7 @@
 //! and the snapshot. The builder gets [`Planned::plan`]; the status gets
 //! [`Planned::rollout`], so both see the same migration phase and first-rollout state.
 
+pub mod primary;
 mod rollout;
 mod secrets;
 

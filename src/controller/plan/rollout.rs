@@ -110,6 +110,7 @@ pub fn decide(cluster: &WebCluster, snapshot: &Snapshot, generated: BTreeMap<Str
         start_migration: db_ready || snapshot.migration_job.is_some(),
         withhold_credentials: false,
         database_identity: snapshot.database_identity.clone(),
+        database_primary: snapshot.database_primary.clone(),
     };
     Planned { plan, rollout: Rollout { migration: phase, first_rollout_pending: first_rollout } }
 }

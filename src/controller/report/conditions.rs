@@ -88,6 +88,9 @@ pub enum Reason {
     /// DatabaseReady: the primary's start script refuses to serve (an empty
     /// data directory while the data is elsewhere or was recorded).
     PrimaryRefuses,
+    /// DatabaseReady: the primary is not ready and no replica is ready to
+    /// take over (a replica serves only within maxReplicaLagSeconds of the primary).
+    NoFailoverCandidate,
     /// DatabaseReady: the external DSNs were read.
     ExternalDsnsRead,
     /// DatabaseReady: the external DSNs could not be read.

@@ -1,6 +1,7 @@
 //! Kubernetes Events on meaningful transitions: a condition that flips, not
 //! every reconcile. The recorder aggregates repeats into series.
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
@@ -8,6 +9,7 @@ use kube::{Resource, ResourceExt};
 use super::conditions::{ConditionType, Reason, Verdict};
 use super::text::{EVENT_NOTE_MAX, cut};
 use crate::api::WebCluster;
+use crate::controller::apply::failover::{Cause, FailoverError, Promotion};
 
 /// An Event for each condition whose status changed between `before` (the
 /// conditions as written) and `after` (the new verdicts), and a Warning for
@@ -66,6 +68,66 @@ fn event_for(kind: ConditionType, v: &Verdict, first: bool) -> Option<Event> {
         (_, true, _) => return None,
     };
     Some(event(type_, reason.into(), kind, v))
+}
+
+/// The Event of a change of primary from `from`: what became of it, with
+/// its figures. It relates to the pod promoted, at its resourceVersion once
+/// labelled (or `from`, when none was): the recorder counts repeats of one
+/// Event, so each promotion gets an Event of its own.
+pub fn primary_change(namespace: &str, from: &str, cause: &Cause, outcome: &Result<Promotion, FailoverError>) -> Event {
+    let why = match cause {
+        Cause::Failover => format!("{from} was not ready"),
+        Cause::Switchover(request) => format!("switchover {request} from {from}"),
+    };
+    let (type_, reason, note) = match (outcome, cause) {
+        (Ok(done), _) => {
+            let fencing = done.fencing.as_secs_f64();
+            let fenced = done.unfenced.as_ref().map_or_else(
+                || format!("fenced in {fencing:.1} s"),
+                |why| format!("not fenced ({why}, {fencing:.1} s)"),
+            );
+            let note = format!(
+                "{why}: {} (position {}) promoted in {:.1} s; {from} {fenced}; {} replica(s) repointed",
+                done.to,
+                done.position,
+                done.took.as_secs_f64(),
+                done.repointed
+            );
+            let reason = if *cause == Cause::Failover { "FailedOver" } else { "SwitchedOver" };
+            (EventType::Normal, reason, note)
+        }
+        (Err(error), Cause::Failover) => (EventType::Warning, "FailoverFailed", format!("{why}: {error}")),
+        (Err(error), Cause::Switchover(_)) => {
+            (EventType::Warning, "SwitchoverFailed", format!("{why}: {error}; change the request to try again"))
+        }
+    };
+    let related = match outcome {
+        Ok(done) => ObjectReference { resource_version: done.version.clone(), ..pod_reference(namespace, &done.to) },
+        Err(_) => pod_reference(namespace, from),
+    };
+    failover_event(type_, reason, &note, related)
+}
+
+/// The Event of a former primary `pod` found running as a primary after the
+/// failover to `primary`, and fenced again.
+pub fn late_fence(namespace: &str, pod: &str, primary: &str) -> Event {
+    let note = format!("{pod} ran as a primary after the failover to {primary}: fenced again, to rejoin as a replica");
+    failover_event(EventType::Warning, "FormerPrimaryFenced", &note, pod_reference(namespace, pod))
+}
+
+fn failover_event(type_: EventType, reason: &str, note: &str, related: ObjectReference) -> Event {
+    let note = Some(cut(note, EVENT_NOTE_MAX));
+    Event { type_, reason: reason.into(), note, action: "Failover".into(), secondary: Some(related) }
+}
+
+fn pod_reference(namespace: &str, pod: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(pod.into()),
+        namespace: Some(namespace.into()),
+        ..ObjectReference::default()
+    }
 }
 
 /// Publishes events; a failure to record one is logged, never fatal.

@@ -17,6 +17,7 @@ use kube::runtime::events::{Recorder, Reporter as EventReporter};
 use kube::{Api, Client};
 use serde_json::json;
 
+use super::apply::failover::{Cause, FailoverError, Promotion};
 use super::error::ApiError;
 use super::observe::Snapshot;
 use super::plan::Rollout;
@@ -69,6 +70,24 @@ impl Reporter {
             Some(computed) => self.write(cluster, key, computed).await.map(|_| ()),
             None => Ok(()),
         }
+    }
+
+    /// Records the Event of a change of primary from `from`.
+    pub async fn primary_change(
+        &self,
+        cluster: &WebCluster,
+        from: &str,
+        cause: &Cause,
+        outcome: &Result<Promotion, FailoverError>,
+    ) {
+        let namespace = cluster.metadata.namespace.as_deref().unwrap_or_default();
+        events::publish(&self.recorder, cluster, vec![events::primary_change(namespace, from, cause, outcome)]).await;
+    }
+
+    /// Records that the former primary `pod` ran as a primary after the failover to `primary`, and was fenced.
+    pub async fn late_fence(&self, cluster: &WebCluster, pod: &str, primary: &str) {
+        let namespace = cluster.metadata.namespace.as_deref().unwrap_or_default();
+        events::publish(&self.recorder, cluster, vec![events::late_fence(namespace, pod, primary)]).await;
     }
 
     async fn write(

@@ -10,9 +10,11 @@ use super::conditions::{ConditionType, Reason, Verdict, verdict};
 use super::health::{Trouble, failure_verdict, summary};
 use super::text::{CONDITION_MESSAGE_MAX, cut};
 use crate::api::{
-    AppStatus, CacheStatus, CronTaskStatus, DatabaseStatus, MigrationStatus, WebCluster, WebClusterStatus,
+    AppStatus, CacheStatus, CronTaskStatus, DatabaseStatus, ManagedDatabase, MigrationStatus, WebCluster,
+    WebClusterStatus,
 };
 use crate::controller::observe::Snapshot;
+use crate::controller::observe::pods::DatabasePod;
 use crate::controller::plan::{MigrationPhase, Rollout, current_image, lost_credentials, ready_replicas};
 use crate::desired::meta::{Component, selector_string};
 use crate::desired::names;
@@ -82,13 +84,19 @@ pub fn compute_failure(cluster: &WebCluster, trouble: &Trouble, now: &Time) -> O
 }
 
 /// A change that is written at once rather than paced: the first status, a new
-/// generation (the user waits for it), Ready or Stalled flipping, or Ready's reason.
+/// generation (the user waits for it), a new database primary or switchover
+/// handled, Ready or Stalled flipping, or Ready's reason.
 pub fn urgent(before: Option<&WebClusterStatus>, after: &WebClusterStatus) -> bool {
     let Some(before) = before else { return true };
     let key = |status: &WebClusterStatus, kind: ConditionType| {
         status.conditions.iter().find(|c| c.type_ == kind.as_str()).map(|c| (c.status.clone(), c.reason.clone()))
     };
+    // A new primary, and a switchover handled (it must not run twice).
+    let primary = |status: &WebClusterStatus| {
+        status.database.as_ref().map(|d| (d.primary.clone(), d.last_switchover.clone())).unwrap_or_default()
+    };
     before.observed_generation != after.observed_generation
+        || primary(before) != primary(after)
         || [ConditionType::Ready, ConditionType::Stalled].into_iter().any(|kind| key(before, kind) != key(after, kind))
 }
 
@@ -251,8 +259,11 @@ fn database_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
         (Some(managed), _) => {
             let cluster_name = cluster.metadata.name.as_deref().unwrap_or_default();
             if let Some(refusal) = snapshot.primary.as_ref().and_then(|r| r.refusal.as_ref()) {
-                let pod = names::database_primary(cluster_name);
+                let pod = snapshot.database_primary.clone().unwrap_or_else(|| names::database_primary(cluster_name));
                 return verdict(false, Reason::PrimaryRefuses, format!("{pod} refuses to serve: {refusal}"));
+            }
+            if let Some(message) = no_failover_candidate(managed, snapshot) {
+                return verdict(false, Reason::NoFailoverCandidate, message);
             }
             stateful_verdict(&names::database(cluster_name), snapshot.database.as_ref(), managed.pods(), "database")
         }
@@ -260,6 +271,23 @@ fn database_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
         (None, Some(Err(why))) => verdict(false, Reason::ExternalSecretMissing, why.clone()),
         (None, None) => verdict(false, Reason::ExternalSecretMissing, "the external DSNs were not read yet"),
     }
+}
+
+/// Why no failover can happen, when the primary that once served is not
+/// ready and no replica is ready to take over.
+fn no_failover_candidate(managed: &ManagedDatabase, snapshot: &Snapshot) -> Option<String> {
+    snapshot.database_identity.as_ref()?;
+    let primary = snapshot.database_primary.as_deref()?;
+    let ready = |pod: &DatabasePod| pod.state.is_some_and(|s| s.ready);
+    if managed.replicas == 0 || snapshot.database_pods.iter().any(ready) {
+        return None;
+    }
+    Some(format!(
+        "the primary {primary} is not ready and no replica is ready to take over (a replica serves only within \
+         maxReplicaLagSeconds, {} s, of the primary): writes wait for {primary}; to force a primary see \
+         docs/database.md (Forcing a primary)",
+        managed.max_replica_lag_seconds
+    ))
 }
 
 fn storage_verdict(cluster: &WebCluster, snapshot: &Snapshot) -> Verdict {
@@ -371,6 +399,7 @@ fn database_status(cluster: &WebCluster, snapshot: &Snapshot) -> Option<Database
     let db = cluster.spec.database.as_ref()?;
     let engine = crate::desired::engine_name(db.engine);
     let name = cluster.metadata.name.as_deref().unwrap_or_default();
+    let before = cluster.status.as_ref().and_then(|s| s.database.as_ref());
     Some(match &db.managed {
         Some(managed) => {
             let ready = ready_replicas(snapshot.database.as_ref());
@@ -378,8 +407,16 @@ fn database_status(cluster: &WebCluster, snapshot: &Snapshot) -> Option<Database
             DatabaseStatus {
                 write_service: Some(names::database_write(name)),
                 read_service: Some(names::database_read(name)),
-                primary: Some(names::database_primary(name)),
+                primary: Some(snapshot.database_primary.clone().unwrap_or_else(|| names::database_primary(name))),
                 identity: snapshot.database_identity.clone(),
+                last_primary_change: snapshot
+                    .primary_change
+                    .clone()
+                    .or_else(|| before.and_then(|d| d.last_primary_change.clone())),
+                last_switchover: snapshot
+                    .switchover_handled
+                    .clone()
+                    .or_else(|| before.and_then(|d| d.last_switchover.clone())),
                 ready_replicas: ready,
                 replicas: desired,
                 summary: format!("{engine} {ready}/{desired}"),
@@ -645,6 +682,28 @@ mod tests {
             let message =
                 &computed.verdicts.iter().find(|(k, _)| *k == ConditionType::DatabaseReady).unwrap().1.message;
             assert_eq!(message, &format!("shop-db-0 refuses to serve: {refusal}"));
+        }
+
+        #[test]
+        fn a_primary_down_with_no_replica_to_take_over_says_so() {
+            use crate::controller::observe::pods::DatabasePod;
+            use crate::controller::runtime::cache::PodState;
+            let pod = |ordinal: i32, ready: bool| DatabasePod {
+                name: names::database_pod("shop", ordinal),
+                state: Some(PodState { ready, since: None }),
+                labelled_primary: ordinal == 0,
+            };
+            let mut snapshot = generations(5);
+            snapshot.database_identity = Some("system identifier 7".into());
+            snapshot.database_primary = Some(names::database_pod("shop", 0));
+            snapshot.database_pods = vec![pod(0, false), pod(1, false)];
+            let stuck = computed(&cluster(), &snapshot, &RELEASED, 0);
+            assert_eq!(reason(&stuck, ConditionType::DatabaseReady), (false, Reason::NoFailoverCandidate));
+            let message = &stuck.verdicts.iter().find(|(k, _)| *k == ConditionType::DatabaseReady).unwrap().1.message;
+            assert!(message.starts_with("the primary shop-db-0 is not ready and no replica is ready"), "{message}");
+            snapshot.database_pods = vec![pod(0, false), pod(1, true)];
+            let candidate = computed(&cluster(), &snapshot, &RELEASED, 0);
+            assert_ne!(reason(&candidate, ConditionType::DatabaseReady).1, Reason::NoFailoverCandidate);
         }
 
         #[test]

@@ -3,12 +3,18 @@
 log() { echo "webcluster-db: $*" >&2; }
 
 # The role this pod starts in: the operator's (DB_ROLE, the pod's role label
-# when the container started) or, before the operator gave one, the first
-# rollout's: DB_PRIMARY_POD is the primary, every other pod a replica.
+# when the container started); for a pod not labelled yet, the primary the
+# operator elected last ($DB_CONFIG_DIR/primary) or, before any election, the
+# first rollout's: DB_PRIMARY_POD is the primary, every other pod a replica.
+# A pod fenced before its label said so (a pod created anew while the
+# operator failed over) starts as a replica.
 start_role() {
   case "${DB_ROLE:-}" in
     primary | replica) echo "$DB_ROLE" ;;
-    *) if [ "$DB_POD_NAME" = "$DB_PRIMARY_POD" ]; then echo primary; else echo replica; fi ;;
+    *)
+      elected=$(cat "$DB_CONFIG_DIR/primary" 2>/dev/null || echo "$DB_PRIMARY_POD")
+      if [ "$DB_POD_NAME" = "$elected" ] && [ ! -e "$DB_SOCKET_DIR/fenced" ]; then echo primary; else echo replica; fi
+      ;;
   esac
 }
 
@@ -18,11 +24,11 @@ run_command() {
   command=${1:-start}
   [ $# -eq 0 ] || shift
   case "$command" in
-    start | position | promote) "$command" ;;
+    start | position | promote | quiesce) "$command" ;;
     fence) fence "${1:-}" ;;
     follow) follow "${1:?follow HOST PORT}" "${2:?follow HOST PORT}" ;;
     *)
-      log "unknown command $command (start, position, promote, follow HOST PORT, fence [planned])"
+      log "unknown command $command (start, position, quiesce, promote, follow HOST PORT, fence [planned])"
       exit 2
       ;;
   esac
@@ -31,13 +37,34 @@ run_command() {
 # The role the server has now (primary, replica, or fenced), which the probe
 # and the start script's watch read: promote and fence change it while the
 # server runs.
-set_role() { replace_file "$DB_SOCKET_DIR/role" "$1"; }
+set_role() {
+  replace_file "$DB_SOCKET_DIR/role" "$1"
+  case "$1" in
+    fenced) : >"$DB_SOCKET_DIR/fenced" ;;
+    primary) rm -f "$DB_SOCKET_DIR/fenced" ;;
+  esac
+}
 current_role() { cat "$DB_SOCKET_DIR/role" 2>/dev/null || echo starting; }
 
 # The primary a replica follows ($PRIMARY_HOST and $PRIMARY_PORT): the
 # read-write Service at start, the one `follow` names after a failover.
 record_primary() { replace_file "$DB_SOCKET_DIR/primary-address" "$1 $2"; }
 load_primary() { read -r PRIMARY_HOST PRIMARY_PORT <"$DB_SOCKET_DIR/primary-address"; }
+
+# Whether this pod reaches the network beyond itself: a TCP connection to
+# its DNS server (the first nameserver of /etc/resolv.conf), accepted or
+# refused, within 2 s. Cut off (a network partition), nothing answers; a DNS
+# server that is down is refused, which is an answer. A primary cut off is
+# not ready: the operator fails it over and fences it through the kubelet,
+# which needs no network. Outside Kubernetes (loopback tests) it holds.
+reaches_network() {
+  [ -n "${KUBERNETES_SERVICE_HOST:-}" ] || return 0
+  server=$(sed -n 's/^nameserver[[:space:]]*//p' /etc/resolv.conf 2>/dev/null | head -n 1)
+  [ -n "$server" ] || return 0
+  answered=0
+  timeout 2 bash -c "exec 3<>/dev/tcp/$server/53" 2>/dev/null || answered=$?
+  [ "$answered" -ne 124 ]
+}
 
 # Writes $2 as the whole of file $1 at once: a reader sees the old or the new.
 replace_file() {
@@ -57,10 +84,49 @@ wait_server() {
   exit "$status"
 }
 
+# Whether process $1 runs: a killed server the agent has not reaped yet (a
+# zombie, while the agent is busy elsewhere) does not.
+running() {
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 # Sleeps $1 seconds, cut short by a trapped signal (sets $stopping).
 pause() {
   sleep "$1" &
   wait $! || true
+}
+
+# Like pause; the agent ends (exit 0) once it is stopped: its container ends.
+pause_or_stop() {
+  pause "$1"
+  [ -z "$stopping" ] || exit 0
+}
+
+# The agent's own process, which `fence` stops (end_agent_soon) wherever
+# the start is: the pod's container ends and starts again in the role of its
+# label.
+agent_started() {
+  echo $$ >"$DB_SOCKET_DIR/agent.pid"
+  trap 'stopping=1' TERM INT
+  trap linger_if_fenced EXIT
+}
+# A fence stopped the server, wherever the start was: the agent ends once
+# the fence has answered (end_agent_soon, at most 10 s), so the operator's
+# exec sees it succeed rather than its container end under it.
+linger_if_fenced() {
+  waited=0
+  while [ "$(current_role)" = fenced ] && [ -z "$stopping" ] && [ "$waited" -lt 10 ]; do
+    pause 1
+    waited=$((waited + 1))
+  done
+}
+# In a second, once the command that fenced has answered.
+end_agent_soon() {
+  (
+    sleep 1
+    kill -TERM "$(cat "$DB_SOCKET_DIR/agent.pid" 2>/dev/null)" 2>/dev/null || true
+  ) >/dev/null 2>&1 &
 }
 
 # A primary whose data directory is empty initialises a new one only when
@@ -110,7 +176,7 @@ guard_empty_primary() {
         return 0
       fi
       log "REFUSING to initialise an empty primary: this WebCluster's data ($recorded, status.database.identity) is on no replica that answers. The data directory of $DB_POD_NAME is empty (its volume claim was lost or replaced); see docs/database.md (Recovering an empty primary)"
-      pause 15
+      pause_or_stop 15
       continue
     fi
     if [ "$holders" -gt 0 ] && [ "$silent" -eq 0 ] && [ -e "$DB_DATA_DIR/webcluster-restore" ]; then
@@ -119,7 +185,7 @@ guard_empty_primary() {
       restore_from $best
       return 0
     fi
-    pause 15
+    pause_or_stop 15
   done
 }
 

@@ -31,6 +31,7 @@ case "$(current_role)" in
     # start.sh marks the primary once its users and database are applied.
     [ -e "$DB_SOCKET_DIR/primary-configured" ] || { echo "primary is not configured yet" >&2; exit 1; }
     [ "$(sql 'SELECT @@read_only')" = "0" ] || { echo "primary is read-only" >&2; exit 1; }
+    reaches_network || { echo "primary is cut off from the network (its DNS server does not answer)" >&2; exit 1; }
     exit 0
     ;;
   replica) load_primary ;;

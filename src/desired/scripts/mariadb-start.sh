@@ -108,7 +108,7 @@ wait_local() {
     kill -0 "$pid" 2>/dev/null || { log "the server exited"; exit 1; }
     tries=$((tries + 1))
     [ "$tries" -lt "$WAIT_SECONDS" ] || { log "server did not start"; exit 1; }
-    sleep 1
+    pause_or_stop 1
   done
 }
 
@@ -118,13 +118,15 @@ wait_primary() {
   until load_primary && primary_value 'SELECT 1' >/dev/null 2>&1; do
     tries=$((tries + 1))
     [ "$tries" -lt "$WAIT_SECONDS" ] || { log "gave up waiting for the primary $PRIMARY_HOST"; exit 1; }
-    sleep 1
+    pause_or_stop 1
   done
 }
 
 # Runs the server in the background; SIGTERM (how Kubernetes stops a pod)
 # shuts it down cleanly.
 start_server() {
+  # Stopped (fenced) before the server started: it must not start.
+  [ -z "$stopping" ] || exit 0
   mariadbd --defaults-file="$DB_CONFIG_DIR/my.cnf" --datadir="$DATADIR" --socket="$SOCKET" \
     --port="$DB_PORT" --server-id="$SERVER_ID" --pid-file="$DB_SOCKET_DIR/mariadb.pid" \
     --tmpdir="$DB_SOCKET_DIR" --gtid-domain-id="$(cat "$DOMAIN_FILE" 2>/dev/null || echo 0)" "$@" &
@@ -252,12 +254,21 @@ follow_primary() {
   local_sql -e 'STOP SLAVE' 2>/dev/null || true
   semi_sync=OFF
   [ "${DB_SYNCHRONOUS_REPLICAS:-0}" -eq 0 ] || semi_sync=ON
+  # A failover's promotion and repoints stop replication, and STOP SLAVE
+  # waits for a primary that is gone: a replica reading from a pod that
+  # vanished (or is cut off) notices after slave_net_timeout (60 s by
+  # default; 6 s here, the primary sending a heartbeat every 2 s when idle),
+  # and a semi-synchronous one then connects to it to end its dump thread
+  # (5 s by default; 1 s here).
   local_sql <<SQL
 SET GLOBAL gtid_domain_id = $domain;
 SET GLOBAL rpl_semi_sync_slave_enabled = $semi_sync;
+SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1;
+SET GLOBAL slave_net_timeout = 6;
 CHANGE MASTER TO MASTER_HOST='$PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT,
   MASTER_USER='$DB_REPLICATION_USER', MASTER_PASSWORD='$DB_REPLICATION_PASSWORD',
-  MASTER_USE_GTID=slave_pos, DO_DOMAIN_IDS=($domain), MASTER_CONNECT_RETRY=5;
+  MASTER_USE_GTID=slave_pos, DO_DOMAIN_IDS=($domain), MASTER_CONNECT_RETRY=5,
+  MASTER_HEARTBEAT_PERIOD=2;
 START SLAVE;
 SQL
   log "replica following $PRIMARY_HOST"
@@ -299,6 +310,8 @@ watch_replica() {
 # Users and database applied, the probe told, the GTID domain logged (the
 # operator reads it from the log of the primary's first start).
 serve_primary() {
+  # Takes writes again after a switchover's quiesce that did not go on.
+  local_sql -e 'SET GLOBAL read_only = OFF'
   configure_primary
   # Semi-synchronous once the users are applied (a SET GLOBAL, gone at the
   # next start): no replica follows a primary before it is ready. AFTER_SYNC:
@@ -363,6 +376,7 @@ start() {
   # The probe's record of the primary's positions: a replica is ready only once
   # it has caught up since this start.
   rm -f "$CONFIGURED" "$DB_SOCKET_DIR/primary-positions"
+  agent_started
   role=$(start_role)
   set_role "$role"
   record_primary "$DB_PRIMARY_HOST" "${DB_PRIMARY_PORT:-$DB_PORT}"
@@ -400,16 +414,24 @@ position() {
   echo "role=$(current_role) position=$(sequence "$domain" "$received,$written") received=${received:-none} written=${written:-none} domain=$domain"
 }
 
-# Applies every transaction received, then stops replicating and takes writes.
+# Applies every transaction received, then stops replicating and takes
+# writes. A promotion cut short can be run again.
 promote() {
-  [ "$(current_role)" = replica ] || { log "promote: this pod is $(current_role), not a replica"; exit 1; }
+  case "$(current_role)" in
+    replica | primary) ;;
+    *) log "promote: this pod is $(current_role), not a replica"; exit 1 ;;
+  esac
   set_role primary
+  promoting=$(date +%s)
   local_sql -e 'STOP SLAVE IO_THREAD' 2>/dev/null || true
+  stopped=$(date +%s)
   received=$(local_sql -e 'SHOW SLAVE STATUS\G' | sed -n 's/^ *Gtid_IO_Pos: //p')
   [ "$(local_sql -N -B -e "SELECT MASTER_GTID_WAIT('$received', 60)")" = 0 ] ||
     { log "promote: the transactions received ($received) were not applied within 60 s"; exit 1; }
+  applied=$(date +%s)
   local_sql -e 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;'
   serve_primary
+  log "promoted: receiving stopped in $((stopped - promoting)) s, $received applied in $((applied - stopped)) s, serving $(($(date +%s) - applied)) s later"
 }
 
 # Replicates from the primary at $1:$2 from now on, from this replica's GTID position.
@@ -420,26 +442,42 @@ follow() {
   follow_primary
 }
 
+# A planned switchover's first step: the primary stops taking writes while
+# it runs (read_only waits for the commits under way), so the target can
+# receive everything it wrote. `promote` takes writes again.
+quiesce() {
+  [ "$(current_role)" = primary ] || { log "quiesce: this pod is $(current_role), not the primary"; exit 1; }
+  local_sql -e 'SET GLOBAL read_only = ON'
+  log "quiesced: read-only"
+}
+
 # Read-only at once, so no client writes here any more; then the server
-# stops: at once for a failover, once every replica has the whole binary log
-# for a planned switchover (bounded: a replica that does not answer must not
-# hold it).
+# stops: killed for a failover (InnoDB recovers; the rejoin drops what the
+# others never received), once every replica has the whole binary log for a
+# planned switchover, whose target the operator saw catch up already
+# (bounded: a replica that does not answer, or a shutdown that hangs, must
+# not hold it; semi-synchronous waits are off by then).
 fence() {
   set_role fenced
-  local_sql -e 'SET GLOBAL read_only = ON' 2>/dev/null || true
-  server=$(cat "$DB_SOCKET_DIR/mariadb.pid" 2>/dev/null) || return 0
+  fencing=$(date +%s)
+  server=$(cat "$DB_SOCKET_DIR/mariadb.pid" 2>/dev/null) && running "$server" ||
+    { end_agent_soon; return 0; }
+  local_sql --connect-timeout=1 -e 'SET GLOBAL read_only = ON' 2>/dev/null || true
   if [ "${1:-}" = planned ]; then
-    MYSQL_PWD="$DB_SUPERUSER_PASSWORD" timeout 30 mariadb --protocol=socket -S "$SOCKET" -uroot \
-      -e 'SHUTDOWN WAIT FOR ALL SLAVES' 2>/dev/null || true
+    MYSQL_PWD="$DB_SUPERUSER_PASSWORD" timeout 10 mariadb --protocol=socket -S "$SOCKET" -uroot \
+      -e 'SET GLOBAL rpl_semi_sync_master_enabled = OFF; SHUTDOWN WAIT FOR ALL SLAVES' 2>/dev/null || true
+    kill -TERM "$server" 2>/dev/null || true
+  else
+    kill -KILL "$server" 2>/dev/null || true
   fi
-  kill -TERM "$server" 2>/dev/null || true
   tries=0
-  while kill -0 "$server" 2>/dev/null; do
+  while running "$server"; do
     tries=$((tries + 1))
-    [ "$tries" -lt 300 ] || kill -KILL "$server" 2>/dev/null || true
+    [ "$tries" -lt 50 ] || kill -KILL "$server" 2>/dev/null || true
     sleep 0.2
   done
-  log "fenced: the server is stopped; it restarts in the role the operator gives it"
+  end_agent_soon
+  log "fenced in $(($(date +%s) - fencing)) s: the server is stopped; it restarts in the role the operator gives it"
 }
 
 run_command "$@"

@@ -24,6 +24,7 @@ case "$(current_role)" in
     [ -e "$DB_SOCKET_DIR/primary-configured" ] || { echo "primary is not configured yet" >&2; exit 1; }
     [ "$(query "SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off'")" = "t" ] \
       || { echo "primary does not accept writes" >&2; exit 1; }
+    reaches_network || { echo "primary is cut off from the network (its DNS server does not answer)" >&2; exit 1; }
     exit 0
     ;;
   replica) load_primary ;;

@@ -50,13 +50,15 @@ wait_for() {
   until pg_isready -q -h "$1" -p "$2" -U "$3" -d postgres; do
     tries=$((tries + 1))
     [ "$tries" -lt "$WAIT_SECONDS" ] || { log "gave up waiting for $1:$2"; exit 1; }
-    sleep 1
+    pause_or_stop 1
   done
 }
 
 # Runs the server in the background; SIGTERM (how Kubernetes stops a pod)
 # becomes a fast shutdown, which does not wait for clients to disconnect.
 start_server() {
+  # Stopped (fenced) before the server started: it must not start.
+  [ -z "$stopping" ] || exit 0
   postgres -D "$PGDATA" -c config_file="$DB_CONFIG_DIR/postgresql.conf" \
     -c hba_file="$DB_CONFIG_DIR/pg_hba.conf" -c port="$DB_PORT" \
     -c unix_socket_directories="$DB_SOCKET_DIR" "$@" &
@@ -168,7 +170,7 @@ run_primary() {
   until [ "$(local_value 'SELECT pg_is_in_recovery()')" = "f" ]; do
     tries=$((tries + 1))
     [ "$tries" -lt "$WAIT_SECONDS" ] || { log "the server stays in recovery"; exit 1; }
-    sleep 1
+    pause_or_stop 1
   done
   serve_primary
   wait_server
@@ -177,6 +179,8 @@ run_primary() {
 # Roles and database applied, the probe told, the data's identity logged
 # (the operator reads it from the log of the primary's first start).
 serve_primary() {
+  # Takes writes again after a switchover's quiesce that did not go on.
+  PGOPTIONS='-c default_transaction_read_only=off' local_value 'ALTER SYSTEM RESET default_transaction_read_only' >/dev/null
   synchronous_replicas 0
   configure_primary
   synchronous_replicas "${DB_SYNCHRONOUS_REPLICAS:-0}"
@@ -354,11 +358,16 @@ position() {
 lsn_number() { echo "$(((0x${1%/*} << 32) + 0x${1#*/}))"; }
 
 # Ends recovery once everything received is replayed; the roles and database
-# are applied as at a primary's start.
+# are applied as at a primary's start. A promotion cut short can be run again.
 promote() {
-  [ "$(current_role)" = replica ] || { log "promote: this pod is $(current_role), not a replica"; exit 1; }
+  case "$(current_role)" in
+    replica | primary) ;;
+    *) log "promote: this pod is $(current_role), not a replica"; exit 1 ;;
+  esac
   set_role primary
-  [ "$(local_value 'SELECT pg_promote(true, 60)')" = t ] || { log "promote: recovery did not end within 60 s"; exit 1; }
+  if [ "$(local_value 'SELECT pg_is_in_recovery()')" = t ]; then
+    [ "$(local_value 'SELECT pg_promote(true, 60)')" = t ] || { log "promote: recovery did not end within 60 s"; exit 1; }
+  fi
   serve_primary
 }
 
@@ -376,16 +385,33 @@ follow() {
   log "replica following $PRIMARY_HOST"
 }
 
+# A planned switchover's first step: the primary stops taking writes while
+# it runs (new transactions are read-only, open sessions are ended), so the
+# target can receive everything it wrote. `promote` takes writes again.
+quiesce() {
+  [ "$(current_role)" = primary ] || { log "quiesce: this pod is $(current_role), not the primary"; exit 1; }
+  local_value 'ALTER SYSTEM SET default_transaction_read_only = on' >/dev/null
+  local_value 'SELECT pg_reload_conf()' >/dev/null
+  local_value "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()" >/dev/null
+  log "quiesced: read-only, client sessions ended"
+}
+
 # The server stops: at once for a failover (an immediate shutdown; the
 # rejoin rewinds what the others never received), with a fast shutdown for a
 # planned switchover, which cuts clients off and then waits until the
 # replicas have every WAL record written, so it loses nothing.
 fence() {
   set_role fenced
-  [ -e "$PGDATA/postmaster.pid" ] || return 0
-  if [ "${1:-}" = planned ]; then mode=fast; else mode=immediate; fi
-  pg_ctl stop -D "$PGDATA" -m "$mode" -w -t 60 >&2
-  log "fenced: the server is stopped; it restarts in the role the operator gives it"
+  fencing=$(date +%s)
+  [ -e "$PGDATA/postmaster.pid" ] || { end_agent_soon; return 0; }
+  if [ "${1:-}" = planned ]; then
+    # Bounded: a replica that does not read must not hold it.
+    pg_ctl stop -D "$PGDATA" -m fast -w -t 20 >&2 || pg_ctl stop -D "$PGDATA" -m immediate -w -t 60 >&2
+  else
+    pg_ctl stop -D "$PGDATA" -m immediate -w -t 60 >&2
+  fi
+  end_agent_soon
+  log "fenced in $(($(date +%s) - fencing)) s: the server is stopped; it restarts in the role the operator gives it"
 }
 
 start() {
@@ -396,6 +422,7 @@ start() {
   # The probe's record of the primary's positions: a replica is ready only once
   # it has caught up since this start.
   rm -f "$CONFIGURED" "$DB_SOCKET_DIR/primary-positions"
+  agent_started
   role=$(start_role)
   set_role "$role"
   if [ "$role" = primary ]; then run_primary; else run_replica; fi

@@ -30,7 +30,7 @@ use crate::desired::meta::{Component, managed_selector};
 use digest::Digest;
 use kind::KindCache;
 pub use packed::Packed;
-pub use view::Cached;
+pub use view::{Cached, PodState};
 use watch::watch;
 pub use watch::{Trigger, merge};
 
@@ -47,7 +47,7 @@ macro_rules! child_caches {
         #[derive(Clone)]
         pub struct ChildCaches {
             $($kind: Arc<KindCache<<$kind as Cached>::View>>,)*
-            pods: Arc<KindCache<()>>,
+            pods: Arc<KindCache<PodState>>,
         }
 
         $(impl CacheOf<$kind> for ChildCaches {
@@ -57,7 +57,7 @@ macro_rules! child_caches {
         })*
 
         impl CacheOf<Pod> for ChildCaches {
-            fn cache(&self) -> &KindCache<()> {
+            fn cache(&self) -> &KindCache<PodState> {
                 &self.pods
             }
         }
@@ -121,6 +121,11 @@ impl ChildCaches {
         Self: CacheOf<K>,
     {
         CacheOf::<K>::cache(self).read(namespace, name, |e| e.view.clone())
+    }
+
+    /// The state of the cached database pod `name`; `None` when it is not cached.
+    pub fn pod_state(&self, namespace: &str, name: &str) -> Option<PodState> {
+        self.pods.read(namespace, name, |e| e.view)
     }
 
     /// Whether the cached pod `name` has the label `key=value`; `None` when it is not cached.

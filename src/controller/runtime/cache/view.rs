@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use kube::core::PartialObjectMeta;
 use serde::de::DeserializeOwned;
@@ -53,7 +54,30 @@ macro_rules! metadata_only {
     };
 }
 
-metadata_only!(ConfigMap, Service, Ingress, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy, Pod);
+metadata_only!(ConfigMap, Service, Ingress, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy);
+
+/// What the failover reads of a database pod (its labels are in its digest).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PodState {
+    /// The Ready condition is True and the pod is not being deleted.
+    pub ready: bool,
+    /// Since when it is ready or not: the Ready condition's last transition,
+    /// else the pod's creation.
+    pub since: Option<Timestamp>,
+}
+
+impl Cached for Pod {
+    type Watched = Pod;
+    type View = PodState;
+    fn view(pod: Pod) -> PodState {
+        let condition = pod.status.and_then(|s| s.conditions).and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"));
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        PodState {
+            ready: !deleting && condition.as_ref().is_some_and(|c| c.status == "True"),
+            since: condition.and_then(|c| c.last_transition_time).or(pod.metadata.creation_timestamp).map(|t| t.0),
+        }
+    }
+}
 
 impl Cached for HTTPRoute {
     type Watched = PartialObjectMeta<HTTPRoute>;
