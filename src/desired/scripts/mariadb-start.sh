@@ -258,8 +258,9 @@ follow_primary() {
   # waits for a primary that is gone: a replica reading from a pod that
   # vanished (or is cut off) notices after slave_net_timeout (60 s by
   # default; 6 s here, the primary sending a heartbeat every 2 s when idle),
-  # and a semi-synchronous one then connects to it to end its dump thread
-  # (5 s by default; 1 s here).
+  # one reconnecting ends its wait between tries first (MASTER_CONNECT_RETRY,
+  # 1 s), and a semi-synchronous one then connects to it to end its dump
+  # thread (5 s by default; 1 s here).
   local_sql <<SQL
 SET GLOBAL gtid_domain_id = $domain;
 SET GLOBAL rpl_semi_sync_slave_enabled = $semi_sync;
@@ -267,7 +268,7 @@ SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1;
 SET GLOBAL slave_net_timeout = 6;
 CHANGE MASTER TO MASTER_HOST='$PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT,
   MASTER_USER='$DB_REPLICATION_USER', MASTER_PASSWORD='$DB_REPLICATION_PASSWORD',
-  MASTER_USE_GTID=slave_pos, DO_DOMAIN_IDS=($domain), MASTER_CONNECT_RETRY=5,
+  MASTER_USE_GTID=slave_pos, DO_DOMAIN_IDS=($domain), MASTER_CONNECT_RETRY=1,
   MASTER_HEARTBEAT_PERIOD=2;
 START SLAVE;
 SQL
