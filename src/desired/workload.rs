@@ -68,7 +68,11 @@ pub fn workload_template(
     }
 }
 
-/// A Job that runs `container` once (the migration, a cron task's run).
+/// A Job that runs `container` once (the migration, a cron task's run). A
+/// failed run is retried in the same pod (OnFailure): NetworkPolicy
+/// enforcement admits a pod's address only some time after it starts, so a
+/// run that connects at once can be refused, and a new pod per retry would
+/// race it every time; the same pod's retry, 10 s later, is admitted.
 pub fn run_once(
     parent: &Parent,
     component: Component,
@@ -79,7 +83,7 @@ pub fn run_once(
     JobSpec {
         backoff_limit: Some(backoff_limit),
         active_deadline_seconds: Some(active_deadline_seconds),
-        template: workload_template(parent, component, container, "Never", Vec::new()),
+        template: workload_template(parent, component, container, "OnFailure", Vec::new()),
         ..JobSpec::default()
     }
 }

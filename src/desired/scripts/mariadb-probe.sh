@@ -2,7 +2,8 @@
 # Readiness of a MariaDB pod (`probe.sh live`: liveness, the server process
 # runs; a TCP check would leave an "Aborted connection" warning every time).
 # In the role the pod has now (common.sh, current_role): the primary is ready
-# when it accepts writes (read_only off); a fenced pod never is. A replica is
+# when it accepts writes (read_only off) and reaches the network (common.sh,
+# reaches_network); a fenced pod never is. A replica is
 # ready while the data it has applied is at most DB_MAX_LAG_SECONDS older than
 # the primary's: each probe
 # reads the primary's GTID position while both replication threads run, and

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Readiness of a PostgreSQL pod, in the role it has now (common.sh,
 # current_role). The primary is ready when it accepts writes (configured by
-# start.sh, not in recovery, not read-only); a fenced pod never is. A replica is
+# start.sh, not in recovery, not read-only) and reaches the network (common.sh,
+# reaches_network); a fenced pod never is. A replica is
 # ready while the data it has replayed is at most DB_MAX_LAG_SECONDS older
 # than the primary's: each probe reads the primary's current WAL position
 # while the replica streams, and the lag is the age of the newest position
