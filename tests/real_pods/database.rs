@@ -93,6 +93,9 @@ pub(crate) fn replicated_database(test: &RealTest, engine: Engine, failover_dela
             "maxReplicaLagSeconds": 5,
             "synchronousReplicas": 1,
             "failoverDelaySeconds": failover_delay_seconds,
+            // Four such tests run at once beside the others on the real node's
+            // 2 CPUs: the default 100m requests left pods Pending.
+            "resources": {"requests": {"cpu": "25m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
             "storage": {"size": "1Gi", "storageClassName": test.storage.class()},
             "pod": real_node_placement(),
         }},
