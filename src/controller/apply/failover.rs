@@ -164,10 +164,10 @@ impl Database<'_> {
     /// Waits until `to` received everything the quiesced primary `from`
     /// wrote; the position reached.
     async fn catch_up(&self, from: &str, to: &str) -> Result<u64, FailoverError> {
-        let written = self.position(from).await?;
+        let written = self.position(from).await.map_err(FailoverError::NoPosition)?;
         let deadline = Instant::now() + CATCH_UP;
         loop {
-            let received = self.position(to).await?;
+            let received = self.position(to).await.map_err(FailoverError::NoPosition)?;
             if received >= written {
                 return Ok(received);
             }
@@ -203,11 +203,10 @@ impl Database<'_> {
         Ok((version, repointed))
     }
 
-    /// The position `pod` tells.
-    async fn position(&self, pod: &str) -> Result<u64, FailoverError> {
-        let answer =
-            self.agent(pod, &["position"], QUICK).await.map_err(|e| FailoverError::NoPosition(e.to_string()))?;
-        position_of(&answer).ok_or_else(|| FailoverError::NoPosition(format!("{pod} printed no position")))
+    /// The position `pod` tells, or why it told none.
+    async fn position(&self, pod: &str) -> Result<u64, String> {
+        let answer = self.agent(pod, &["position"], QUICK).await.map_err(|e| e.to_string())?;
+        position_of(&answer).ok_or_else(|| format!("{pod} printed no position"))
     }
 
     /// What the former primary `pod` runs as now; fenced when it runs as a primary.
@@ -228,18 +227,16 @@ impl Database<'_> {
 
     /// The candidate that received the most, and its position.
     async fn most_advanced(&self, candidates: &[String]) -> Result<(String, u64), FailoverError> {
-        let asked = candidates.iter().map(|pod| self.agent(pod, &["position"], QUICK));
-        let answers = futures::future::join_all(asked).await;
+        let answers = futures::future::join_all(candidates.iter().map(|pod| self.position(pod))).await;
         let mut best: Option<(String, u64)> = None;
         let mut silent = Vec::new();
         for (pod, answer) in candidates.iter().zip(answers) {
-            match answer.map(|out| position_of(&out)) {
-                Ok(Some(position)) if best.as_ref().is_none_or(|(_, top)| position > *top) => {
+            match answer {
+                Ok(position) if best.as_ref().is_none_or(|(_, top)| position > *top) => {
                     best = Some((pod.clone(), position));
                 }
-                Ok(Some(_)) => {}
-                Ok(None) => silent.push(format!("{pod} printed no position")),
-                Err(error) => silent.push(error.to_string()),
+                Ok(_) => {}
+                Err(why) => silent.push(why),
             }
         }
         best.ok_or_else(|| FailoverError::NoPosition(silent.join("; ")))
