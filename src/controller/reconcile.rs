@@ -16,7 +16,7 @@ use super::error::{ApiError, Error, Fault};
 use super::observe::primary::{self, PrimaryLogs};
 use super::observe::{self, references, refused};
 use super::plan;
-use super::plan::primary::Election;
+use super::plan::primary::{Election, Remembered};
 use super::prune::Pruner;
 use super::report::{Reporter, Trouble};
 use super::runtime::cache::ChildCaches;
@@ -131,8 +131,9 @@ async fn reconcile_cluster(cluster: &WebCluster, ctx: &Context) -> Result<Action
         }
     };
     let mut planned = plan::plan(cluster, &snapshot);
-    let handled = ctx.failovers.switchover_handled(uid);
-    let election = plan::primary::of_cluster(cluster, &snapshot, handled.as_deref(), Timestamp::now());
+    let (handled, change) = (ctx.failovers.switchover_handled(uid), ctx.failovers.last_change(uid));
+    let remembered = Remembered { switchover: handled.as_deref(), change: change.as_ref() };
+    let election = plan::primary::of_cluster(cluster, &snapshot, remembered, Timestamp::now());
     let failover_wait = match &election {
         Some(Election::Wait { left, .. }) => Some(*left),
         _ => None,

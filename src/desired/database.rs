@@ -3,6 +3,7 @@
 //! configuration and the agent script the pods run, and a PodDisruptionBudget.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
@@ -237,12 +238,23 @@ fn extra_databases_env(secret: &str, managed: &ManagedDatabase) -> Vec<EnvVar> {
     std::iter::once(plain("DB_EXTRA_DATABASES", &pairs.join(" "))).chain(passwords).collect()
 }
 
+/// How often a database pod's readiness is probed: twice this (two misses)
+/// plus the network check's 2 s is how long a primary cut off stays Ready.
+const READINESS_PERIOD_SECONDS: i32 = 2;
+/// How long a database probe may run.
+const PROBE_TIMEOUT_SECONDS: i32 = 5;
+
+/// How long a pod just promoted may take to be seen Ready: its next
+/// readiness probe comes within a period and may take the whole timeout.
+pub const PROMOTED_READY_WITHIN: Duration =
+    Duration::from_secs((READINESS_PERIOD_SECONDS + PROBE_TIMEOUT_SECONDS).unsigned_abs() as u64);
+
 /// A probe that runs `command` every `period_seconds`, failing after `failures` misses.
 fn exec_probe(command: Vec<String>, period_seconds: i32, failures: i32) -> Probe {
     Probe {
         exec: Some(ExecAction { command: Some(command) }),
         period_seconds: Some(period_seconds),
-        timeout_seconds: Some(5),
+        timeout_seconds: Some(PROBE_TIMEOUT_SECONDS),
         failure_threshold: Some(failures),
         ..Probe::default()
     }
@@ -270,7 +282,7 @@ fn container(parent: &Parent, engine: DatabaseEngine, managed: &ManagedDatabase)
             ..ContainerPort::default()
         }]),
         startup_probe: Some(startup),
-        readiness_probe: Some(exec_probe(script("probe.sh"), 5, 2)),
+        readiness_probe: Some(exec_probe(script("probe.sh"), READINESS_PERIOD_SECONDS, 2)),
         liveness_probe: Some(liveness),
         resources: Some(managed.resources.clone().unwrap_or_else(default_resources)),
         volume_mounts: Some(vec![

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 pub use app::HOLD_ANNOTATION;
 pub use cache::backend_name as cache_backend_name;
 pub use child::Child;
-pub use database::{ROLE_LABEL, ROLE_PRIMARY, ROLE_REPLICA};
+pub use database::{PROMOTED_READY_WITHIN, ROLE_LABEL, ROLE_PRIMARY, ROLE_REPLICA};
 pub use database::{engine_name, port as database_port};
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;

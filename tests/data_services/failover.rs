@@ -76,8 +76,10 @@ impl Database {
         took
     }
 
-    /// Repoints replica `ordinal` at the current primary.
+    /// Repoints replica `ordinal` at the current primary as the operator
+    /// does: it detaches (beside the promotion there), then follows.
     fn follow(&mut self, ordinal: usize) {
+        self.control(ordinal, &["detach"]);
         let port = self.port(self.primary).to_string();
         self.control(ordinal, &["follow", "127.0.0.1", &port]);
     }

@@ -1,4 +1,4 @@
-//! The database agent's commands (`start.sh position | promote | follow |
+//! The database agent's commands (`start.sh position | promote | detach | follow |
 //! fence`, docs/database.md), run in a database pod through the API server's
 //! exec: the kubelet reaches the container without the pod's network, so a
 //! primary cut off from the network can still be fenced.
@@ -94,5 +94,12 @@ async fn exec(client: &Client, namespace: &str, pod: &str, args: &[&str]) -> Res
         None => None,
     };
     let success = status.is_some_and(|s| s.status.as_deref() == Some("Success"));
-    if success { Ok((true, stdout)) } else { Ok((false, format!("{stdout}{stderr}").trim().to_string())) }
+    if !success {
+        return Ok((false, format!("{stdout}{stderr}").trim().to_string()));
+    }
+    // The agent's own account of a change (its steps' durations), kept in the operator's log.
+    if !stderr.trim().is_empty() {
+        tracing::info!(pod, command = %args.join(" "), said = %stderr.trim(), "database agent");
+    }
+    Ok((true, stdout))
 }

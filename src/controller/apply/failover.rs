@@ -121,8 +121,10 @@ impl Database<'_> {
     pub async fn fail_over(&self, from: &str, candidates: &[String]) -> Result<Promotion, FailoverError> {
         let started = Instant::now();
         let (to, position) = self.most_advanced(candidates).await?;
+        let chosen = started.elapsed();
         set_role(self.client, self.namespace, from, ROLE_REPLICA).await?;
         let (unfenced, fencing) = self.fence(from, &["fence"]).await;
+        tracing::info!(from, to, position, ?chosen, ?fencing, "failing over: candidate chosen, old primary fenced");
         let others: Vec<&String> = candidates.iter().filter(|c| **c != to).collect();
         let (version, repointed) = self.promote(&to, &others).await?;
         Ok(Promotion { took: started.elapsed(), to, position, unfenced, fencing, version, repointed })
@@ -193,13 +195,20 @@ impl Database<'_> {
     /// Promotes `to`, labels it primary once it takes writes, and repoints
     /// `others` at it; its resourceVersion once labelled, and how many followed.
     async fn promote(&self, to: &str, others: &[&String]) -> Result<(Option<String>, usize), FailoverError> {
-        self.agent(to, &["promote"], PROMOTE).await.map_err(FailoverError::Promote)?;
+        let promoting = Instant::now();
+        // The others stop receiving meanwhile (MariaDB's wait for a primary that is gone).
+        let detaching = futures::future::join_all(others.iter().map(|other| self.agent(other, &["detach"], QUICK)));
+        let (promotion, _) = futures::join!(self.agent(to, &["promote"], PROMOTE), detaching);
+        promotion.map_err(FailoverError::Promote)?;
+        let promoted = promoting.elapsed();
         let version = set_role(self.client, self.namespace, to, ROLE_PRIMARY).await?;
         let host = names::pod_host(to, &names::database_headless(self.cluster), self.namespace);
         let port = self.port.to_string();
         let follow = ["follow", host.as_str(), port.as_str()];
         let follows = others.iter().map(|other| self.agent(other, &follow, QUICK));
         let repointed = futures::future::join_all(follows).await.iter().filter(|r| r.is_ok()).count();
+        let (labelled_and_repointed, pod) = (promoting.elapsed() - promoted, to);
+        tracing::info!(pod, ?promoted, ?labelled_and_repointed, repointed, "promoted");
         Ok((version, repointed))
     }
 

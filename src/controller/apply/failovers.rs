@@ -55,6 +55,7 @@ struct Former {
 #[derive(Default)]
 pub struct Failovers {
     promoted: Mutex<HashMap<String, String>>,
+    changes: Mutex<HashMap<String, PrimaryChange>>,
     switchovers: Mutex<HashMap<String, String>>,
     former: Mutex<HashMap<String, Former>>,
 }
@@ -77,6 +78,9 @@ impl Failovers {
         if let Ok(mut former) = self.former.lock() {
             former.retain(|uid, _| keep(uid));
         }
+        if let Ok(mut changes) = self.changes.lock() {
+            changes.retain(|uid, _| keep(uid));
+        }
         if let Ok(mut switchovers) = self.switchovers.lock() {
             switchovers.retain(|uid, _| keep(uid));
         }
@@ -86,6 +90,11 @@ impl Failovers {
     /// `uid`: its status may not show it yet, and it must not run twice.
     pub fn switchover_handled(&self, uid: &str) -> Option<String> {
         self.switchovers.lock().ok()?.get(uid).cloned()
+    }
+
+    /// The last change of primary this operator made to the WebCluster `uid`.
+    pub fn last_change(&self, uid: &str) -> Option<PrimaryChange> {
+        self.changes.lock().ok()?.get(uid).cloned()
     }
 
     fn handled(&self, uid: &str, request: &str) {
@@ -165,6 +174,9 @@ impl Failovers {
             duration_millis: i64::try_from(promotion.took.as_millis()).unwrap_or(i64::MAX),
             time: Time(Timestamp::now()),
         };
+        if let Ok(mut changes) = self.changes.lock() {
+            changes.insert(uid.to_string(), change.clone());
+        }
         Some(Changed { primary: Some(promotion.to), change: Some(change), switchover })
     }
 

@@ -24,11 +24,11 @@ run_command() {
   command=${1:-start}
   [ $# -eq 0 ] || shift
   case "$command" in
-    start | position | promote | quiesce) "$command" ;;
+    start | position | promote | quiesce | detach) "$command" ;;
     fence) fence "${1:-}" ;;
     follow) follow "${1:?follow HOST PORT}" "${2:?follow HOST PORT}" ;;
     *)
-      log "unknown command $command (start, position, quiesce, promote, follow HOST PORT, fence [planned])"
+      log "unknown command $command (start, position, quiesce, promote, detach, follow HOST PORT, fence [planned])"
       exit 2
       ;;
   esac

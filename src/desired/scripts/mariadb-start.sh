@@ -13,6 +13,7 @@
 # The operator runs the other commands in the pod (kubectl exec):
 #   start.sh position          this server's role and GTID position
 #   start.sh promote           applies what it received, then becomes the primary
+#   start.sh detach            this replica stops receiving (beside a promotion)
 #   start.sh follow HOST PORT  this replica replicates from the primary at HOST:PORT
 #   start.sh fence [planned]   a primary that lost its role turns read-only and
 #                              stops (planned: once every replica has its binary
@@ -255,9 +256,10 @@ follow_primary() {
   semi_sync=OFF
   [ "${DB_SYNCHRONOUS_REPLICAS:-0}" -eq 0 ] || semi_sync=ON
   # A failover's promotion and repoints stop replication, and STOP SLAVE
-  # waits for a primary that is gone: a replica reading from a pod that
-  # vanished (or is cut off) notices after slave_net_timeout (60 s by
-  # default; 6 s here, the primary sending a heartbeat every 2 s when idle),
+  # waits for a primary that is gone: a replica reading from (or connecting
+  # to) a pod that vanished or is cut off notices after slave_net_timeout
+  # (60 s by default; 3 s here, the primary sending a heartbeat every 1 s
+  # when idle; 6 s made each of the two STOP SLAVEs of a failover take 4-7 s),
   # one reconnecting ends its wait between tries first (MASTER_CONNECT_RETRY,
   # 1 s), and a semi-synchronous one then connects to it to end its dump
   # thread (5 s by default; 1 s here).
@@ -265,11 +267,11 @@ follow_primary() {
 SET GLOBAL gtid_domain_id = $domain;
 SET GLOBAL rpl_semi_sync_slave_enabled = $semi_sync;
 SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1;
-SET GLOBAL slave_net_timeout = 6;
+SET GLOBAL slave_net_timeout = 3;
 CHANGE MASTER TO MASTER_HOST='$PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT,
   MASTER_USER='$DB_REPLICATION_USER', MASTER_PASSWORD='$DB_REPLICATION_PASSWORD',
   MASTER_USE_GTID=slave_pos, DO_DOMAIN_IDS=($domain), MASTER_CONNECT_RETRY=1,
-  MASTER_HEARTBEAT_PERIOD=2;
+  MASTER_HEARTBEAT_PERIOD=1;
 START SLAVE;
 SQL
   log "replica following $PRIMARY_HOST"
@@ -433,6 +435,15 @@ promote() {
   local_sql -e 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;'
   serve_primary
   log "promoted: receiving stopped in $((stopped - promoting)) s, $received applied in $((applied - stopped)) s, serving $(($(date +%s) - applied)) s later"
+}
+
+# Stops receiving from a primary that failed. The operator runs it on the
+# other replicas while it promotes one, so their wait for the primary that is
+# gone (follow_primary) passes during the promotion rather than after it.
+detach() {
+  [ "$(current_role)" = replica ] || { log "detach: this pod is $(current_role), not a replica"; exit 1; }
+  local_sql -e 'STOP SLAVE IO_THREAD' 2>/dev/null || true
+  log "detached: receiving stopped"
 }
 
 # Replicates from the primary at $1:$2 from now on, from this replica's GTID position.

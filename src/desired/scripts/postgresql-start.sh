@@ -10,6 +10,7 @@
 # The operator runs the other commands in the pod (kubectl exec):
 #   start.sh position          this server's role, WAL position and timeline
 #   start.sh promote           ends recovery: this replica becomes the primary
+#   start.sh detach            nothing (MariaDB's replicas stop receiving)
 #   start.sh follow HOST PORT  this replica streams from the primary at HOST:PORT
 #   start.sh fence [planned]   a primary that lost its role stops (planned: once
 #                              the replicas have all its WAL); it restarts as a
@@ -369,6 +370,13 @@ promote() {
     [ "$(local_value 'SELECT pg_promote(true, 60)')" = t ] || { log "promote: recovery did not end within 60 s"; exit 1; }
   fi
   serve_primary
+}
+
+# Nothing to do: the walreceiver lets go of a failed primary as soon as
+# `follow` restarts it (MariaDB's replicas wait for theirs, so they detach
+# while another is promoted). The operator runs the same commands on both.
+detach() {
+  [ "$(current_role)" = replica ] || { log "detach: this pod is $(current_role), not a replica"; exit 1; }
 }
 
 # Streams from the primary at $1:$2 from now on: its slot there is made first
