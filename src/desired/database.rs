@@ -240,7 +240,9 @@ fn extra_databases_env(secret: &str, managed: &ManagedDatabase) -> Vec<EnvVar> {
 
 /// How often a database pod's readiness is probed: twice this (two misses)
 /// plus the network check's 2 s is how long a primary cut off stays Ready.
-const READINESS_PERIOD_SECONDS: i32 = 2;
+/// 2 s halved a partition's write gap, but the exec probes of every database
+/// pod then starved a 2-core node under the real-pod tests.
+const READINESS_PERIOD_SECONDS: i32 = 5;
 /// How long a database probe may run.
 const PROBE_TIMEOUT_SECONDS: i32 = 5;
 
