@@ -101,19 +101,20 @@ impl Writes {
 async fn ids_at(test: &RealTest, app: &str, host: Option<&str>, acknowledged: &BTreeSet<u64>, what: &str) {
     let mut command = vec!["php", "--", "ids", WRITE_URL];
     command.extend(host);
-    let has_all = |out: &str| {
-        let present: BTreeSet<u64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
-        acknowledged.is_subset(&present)
-    };
+    let has_all = |out: &str| acknowledged.is_subset(&parse_ids(out));
     exec_until(test.namespace(), app, APP_CONTAINER, &command, WRITER, what, PROBE_TIMEOUT, has_all).await;
+}
+
+/// The ids the writer's `ids` printed, one a line.
+fn parse_ids(output: &str) -> BTreeSet<u64> {
+    output.lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 /// The ids in the table through the write DSN, read once.
 async fn ids_now(test: &RealTest, app: &str) -> BTreeSet<u64> {
     let command = ["php", "--", "ids", WRITE_URL];
     let out = exec_with_input(test.namespace(), app, APP_CONTAINER, &command, WRITER).await;
-    let out = out.unwrap_or_else(|e| panic!("reading the ids on the new primary: {e}"));
-    out.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    parse_ids(&out.unwrap_or_else(|e| panic!("reading the ids on the new primary: {e}")))
 }
 
 /// Waits until the status records `primary`, changed from `from` by `kind`
@@ -206,7 +207,7 @@ async fn fail_over_while_writing(
     };
     let what = format!("{WRITES_BEFORE} writes before the primary goes");
     let ids = ["php", "--", "ids", WRITE_URL];
-    let written = |out: &str| out.lines().filter(|l| l.trim().parse::<u64>().is_ok_and(|id| id >= first_id)).count();
+    let written = |out: &str| parse_ids(out).range(first_id..).count();
     exec_until(&ns, app, APP_CONTAINER, &ids, WRITER, &what, PROBE_TIMEOUT, |out| written(out) >= WRITES_BEFORE).await;
 
     let disrupted = Instant::now();

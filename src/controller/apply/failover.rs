@@ -207,8 +207,8 @@ impl Database<'_> {
         let follow = ["follow", host.as_str(), port.as_str()];
         let follows = others.iter().map(|other| self.agent(other, &follow, QUICK));
         let repointed = futures::future::join_all(follows).await.iter().filter(|r| r.is_ok()).count();
-        let (labelled_and_repointed, pod) = (promoting.elapsed() - promoted, to);
-        tracing::info!(pod, ?promoted, ?labelled_and_repointed, repointed, "promoted");
+        let labelled_and_repointed = promoting.elapsed() - promoted;
+        tracing::info!(pod = to, ?promoted, ?labelled_and_repointed, repointed, "promoted");
         Ok((version, repointed))
     }
 
