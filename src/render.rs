@@ -54,7 +54,8 @@ pub fn parse(yaml: &str) -> Result<Vec<WebCluster>, RenderError> {
     // A JSON document is read as JSON, as kubectl does (JSON allows characters YAML does not, such as DEL).
     let documents: Vec<Value> = match serde_json::from_str(yaml) {
         Ok(document) => vec![document],
-        Err(_) => serde_saphyr::from_multiple(yaml).map_err(|e| RenderError::Yaml(e.to_string()))?,
+        Err(_) => serde_saphyr::from_multiple_with_options(yaml, stream_options())
+            .map_err(|e| RenderError::Yaml(e.to_string()))?,
     };
     documents
         .into_iter()
@@ -62,6 +63,19 @@ pub fn parse(yaml: &str) -> Result<Vec<WebCluster>, RenderError> {
         .filter(|(_, doc)| !doc.is_null() && !is_other_api_group(doc))
         .map(|(index, doc)| parse_document(index + 1, doc))
         .collect()
+}
+
+/// The parser's default budget stops at 1,024 documents, which a fleet's
+/// manifest (one WebCluster per tenant) outgrows; render reads the user's own
+/// file, so the caps scale up while the alias-expansion guards stay as they are.
+fn stream_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: 1_000_000,
+            max_nodes: 50_000_000,
+            max_events: 200_000_000,
+        },
+    }
 }
 
 /// An object with an apiVersion outside `webcluster.io`.

@@ -91,3 +91,15 @@ fn other_kinds_of_the_group_are_refused() {
         .expect_err("wrong kind");
     assert!(error.to_string().contains("kind: must be WebCluster"), "{error}");
 }
+
+/// A fleet's manifest outgrows the YAML parser's default cap of 1,024 documents.
+#[test]
+fn a_stream_of_thousands_of_web_clusters_renders() {
+    let count = 2_500;
+    let input: String = (0..count)
+        .map(|i| format!("apiVersion: webcluster.io/v1alpha1\nkind: WebCluster\nmetadata: {{name: site-{i}}}\nspec: {{app: {{image: php:8}}}}\n---\n"))
+        .collect();
+    let clusters = render::parse(&input).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(clusters.len(), count);
+    assert_eq!(clusters.last().and_then(|c| c.metadata.name.as_deref()), Some("site-2499"));
+}

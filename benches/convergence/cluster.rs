@@ -81,14 +81,20 @@ async fn wait_namespace_gone(client: &Client, ns: &str, timeout: Duration) -> Re
 /// Deletes namespace `ns` and waits until it is gone; the seconds that took.
 pub async fn delete_namespace(client: &Client, ns: &str) -> Res<f64> {
     let started = Instant::now();
+    if request_namespace_deletion(client, ns).await? {
+        wait_namespace_gone(client, ns, Duration::from_secs(900)).await?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Asks for namespace `ns` to be deleted; false when it does not exist.
+pub async fn request_namespace_deletion(client: &Client, ns: &str) -> Res<bool> {
     let api: Api<Namespace> = Api::all(client.clone());
     match api.delete(ns, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(0.0),
-        Err(e) => return Err(format!("deleting namespace {ns}: {e}")),
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(format!("deleting namespace {ns}: {e}")),
     }
-    wait_namespace_gone(client, ns, Duration::from_secs(900)).await?;
-    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Waits until `needed` ReadWriteOnce PVs are Available: claims deleted with a

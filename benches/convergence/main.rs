@@ -106,12 +106,19 @@ async fn run_size_steps(
     }
     cluster::create_namespace(client, &op_ns).await?;
     let outcome = operator::operator_steps(settings, client, n, &op_ns, is_largest, result).await;
+    let peer_runs = !settings.skip_peer && peer::missing(settings).is_none();
+    if is_largest && !peer_runs && !settings.keep_cluster {
+        // Nothing follows: the cluster's stop ends what the deletion would (N=2000: 32,000 objects).
+        let requested = cluster::request_namespace_deletion(client, &op_ns).await;
+        outcome?;
+        return requested.map(|_| ());
+    }
     progress!("N={n}: deleting {op_ns}");
     let deleted = cluster::delete_namespace(client, &op_ns).await;
     outcome?;
     let seconds = deleted?;
     progress!("N={n}: {op_ns} deleted in {seconds:.0}s");
-    if settings.skip_peer || peer::missing(settings).is_some() {
+    if !peer_runs {
         return Ok(());
     }
     let peer_ns = format!("bench-peer-{n}");

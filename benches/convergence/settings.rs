@@ -11,6 +11,8 @@
 //!                          ~/.cache/webcluster/peer/wordpress-operator-<commit>)
 //!   BENCH_PEER_CRD         its CRD (default in the snapshot's tree beside it);
 //!                          BENCH_PEER=none skips the peer
+//!   BENCH_KEEP_CLUSTER     non-empty: `make bench` leaves its cluster running, so
+//!                          the last size's namespace is deleted to the end too
 //!   BENCH_REPORT           the report (BENCHMARKS.md), relative to the repository
 //!   BENCH_CHART            its chart (benchmarks/convergence.svg), e.g. a larger
 //!                          size's own run: BENCH_REPORT=benchmarks/n2000.md
@@ -44,6 +46,7 @@ pub struct Settings {
     pub peer: PathBuf,
     pub peer_crd: PathBuf,
     pub skip_peer: bool,
+    pub keep_cluster: bool,
     pub report: PathBuf,
     pub chart: PathBuf,
 }
@@ -94,6 +97,7 @@ impl Settings {
                 &peer_dir.join(format!("src-{PEER_COMMIT}/config/crd/bases/wordpress.presslabs.org_wordpresses.yaml")),
             ),
             skip_peer: std::env::var("BENCH_PEER").is_ok_and(|v| v == "none"),
+            keep_cluster: std::env::var("BENCH_KEEP_CLUSTER").is_ok_and(|v| !v.is_empty()),
             report: root.join(env_path("BENCH_REPORT", Path::new("BENCHMARKS.md"))),
             chart: root.join(env_path("BENCH_CHART", Path::new("benchmarks/convergence.svg"))),
             root,
