@@ -62,7 +62,8 @@ lint:
 	cargo fmt --check
 	cargo clippy -q -j$(JOBS) --all-targets -- -D warnings
 
-demo:
+# On a fresh machine the real node needs the Debian packages too (socat, iptables …).
+demo: packages
 	bash hack/demo.sh
 
 demo-down:
