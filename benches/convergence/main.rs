@@ -110,6 +110,7 @@ async fn run_size_steps(
     if is_largest && !peer_runs && !settings.keep_cluster {
         // Nothing follows: the cluster's stop ends what the deletion would (N=2000: 32,000 objects).
         let requested = cluster::request_namespace_deletion(client, &op_ns).await;
+        progress!("N={n}: deletion of {op_ns} requested; the cluster stops next");
         outcome?;
         return requested.map(|_| ());
     }
